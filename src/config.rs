@@ -1,0 +1,380 @@
+//! Settings: the only code that reads the environment.
+//!
+//! `Config::from_env` is called once in `main` (after `.env` has been loaded; the process
+//! environment wins) and the result is passed explicitly to whatever needs it. A value that
+//! does not parse, or a combination that cannot work, is an error naming the variable.
+//!
+//! | variable                   | default            | meaning |
+//! |----------------------------|--------------------|---------|
+//! | `DATABASE_URL`             | (required)         | PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/tetcore` |
+//! | `LISTEN_ADDR`              | `0.0.0.0`          | address the HTTP/WebSocket server binds |
+//! | `PORT`                     | `8080`             | port the HTTP/WebSocket server binds (0 = any free port) |
+//! | `HEARTBEAT_INTERVAL`       | `5`                | seconds between pings to each node, and between liveness checks |
+//! | `CLIENT_TIMEOUT_S`         | `10`               | close a socket when no frame of any kind arrived for this long |
+//! | `PURGE_INTERVAL_S`         | `600`              | seconds between retention passes |
+//! | `LOG_EXPIRY_H`             | `280320`           | hours non-audit messages are kept (0 = purge everything received so far) |
+//! | `MAX_PENDING_CONNECTIONS`  | `8192`             | listen backlog |
+//! | `WS_MAX_PAYLOAD`           | `524288`           | largest message in bytes; a larger frame closes the socket with 1009 |
+//! | `NUM_THREADS`              | CPUs × 3           | HTTP worker threads |
+//! | `DB_POOL_SIZE`             | `NUM_THREADS`      | PostgreSQL connections in the pool |
+//! | `DB_BATCH_SIZE`            | `1024`             | write a batch when this many messages wait |
+//! | `DB_SAVE_LATENCY_MS`       | `100`              | ... or when the oldest waiting message is this old |
+//! | `WRITE_QUEUE_MAX_BYTES`    | `67108864`         | bytes of messages waiting for the database; when full, sockets stop being read |
+//! | `CACHE_UPDATE_TIMEOUT_S`   | `15`               | a cache refresh slower than this is logged |
+//! | `CACHE_UPDATE_INTERVAL_MS` | `1000`             | time between cache refreshes |
+//! | `CACHE_EXPIRY_S`           | `3600`             | cache entries untouched this long are dropped |
+//! | `SHUTDOWN_TIMEOUT_S`       | `10`               | on SIGTERM/SIGINT, time to flush what was received before exiting |
+//! | `ASSETS_PATH`              | `./static`         | directory of the static files |
+//! | `RUST_LOG`                 | `info`             | log filter (env_logger syntax), read by the logger |
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_HEARTBEAT_INTERVAL_S: u64 = 5;
+pub const DEFAULT_CLIENT_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_PURGE_INTERVAL_S: u64 = 600;
+pub const DEFAULT_LOG_EXPIRY_H: u64 = 280_320;
+pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
+pub const DEFAULT_WS_MAX_PAYLOAD: usize = 524_288;
+pub const THREADS_PER_CPU: usize = 3;
+pub const DEFAULT_DB_BATCH_SIZE: usize = 1024;
+pub const DEFAULT_DB_SAVE_LATENCY_MS: u64 = 100;
+pub const DEFAULT_WRITE_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_CACHE_UPDATE_TIMEOUT_S: u64 = 15;
+pub const DEFAULT_CACHE_UPDATE_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_CACHE_EXPIRY_S: u64 = 3600;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_ASSETS_PATH: &str = "./static";
+
+/// Every variable `Config` reads, in the order of the table above (the README lists the same).
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "LISTEN_ADDR",
+    "PORT",
+    "HEARTBEAT_INTERVAL",
+    "CLIENT_TIMEOUT_S",
+    "PURGE_INTERVAL_S",
+    "LOG_EXPIRY_H",
+    "MAX_PENDING_CONNECTIONS",
+    "WS_MAX_PAYLOAD",
+    "NUM_THREADS",
+    "DB_POOL_SIZE",
+    "DB_BATCH_SIZE",
+    "DB_SAVE_LATENCY_MS",
+    "WRITE_QUEUE_MAX_BYTES",
+    "CACHE_UPDATE_TIMEOUT_S",
+    "CACHE_UPDATE_INTERVAL_MS",
+    "CACHE_EXPIRY_S",
+    "SHUTDOWN_TIMEOUT_S",
+    "ASSETS_PATH",
+    "RUST_LOG",
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub listen_addr: IpAddr,
+    pub port: u16,
+    pub heartbeat_interval: Duration,
+    pub client_timeout: Duration,
+    pub purge_interval: Duration,
+    pub log_expiry: Duration,
+    pub max_pending_connections: u32,
+    pub ws_max_payload: usize,
+    pub num_threads: usize,
+    pub db_pool_size: u32,
+    pub db_batch_size: usize,
+    pub db_save_latency: Duration,
+    pub write_queue_max_bytes: usize,
+    pub cache_update_timeout: Duration,
+    pub cache_update_interval: Duration,
+    pub cache_expiry: Duration,
+    pub shutdown_timeout: Duration,
+    pub assets_path: PathBuf,
+}
+
+/// A setting that cannot be used; the message names the variable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Reads variables through `lookup`, so tests can supply their own environment.
+struct Reader<F: Fn(&str) -> Option<String>> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn raw(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse()
+                .map_err(|e| invalid(name, format!("{text:?} does not parse: {e}"))),
+        }
+    }
+
+    /// A whole number that must be at least `min`.
+    fn at_least<T>(&self, name: &'static str, default: T, min: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse(name, default)?;
+        if value < min {
+            return Err(invalid(name, format!("{value} is below the minimum {min}")));
+        }
+        Ok(value)
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let r = Reader { lookup };
+        let database_url = r.raw("DATABASE_URL").ok_or_else(|| {
+            invalid(
+                "DATABASE_URL",
+                "is not set (scripts/run starts a private local PostgreSQL and sets it)",
+            )
+        })?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let secs = Duration::from_secs;
+        let num_threads = r.at_least("NUM_THREADS", num_cpus::get() * THREADS_PER_CPU, 1)?;
+        let default_pool = u32::try_from(num_threads).unwrap_or(u32::MAX);
+        let config = Config {
+            database_url,
+            listen_addr: r.parse("LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
+            port: r.parse("PORT", DEFAULT_PORT)?,
+            heartbeat_interval: secs(r.at_least(
+                "HEARTBEAT_INTERVAL",
+                DEFAULT_HEARTBEAT_INTERVAL_S,
+                1,
+            )?),
+            client_timeout: secs(r.at_least("CLIENT_TIMEOUT_S", DEFAULT_CLIENT_TIMEOUT_S, 1)?),
+            purge_interval: secs(r.at_least("PURGE_INTERVAL_S", DEFAULT_PURGE_INTERVAL_S, 1)?),
+            log_expiry: hours(
+                "LOG_EXPIRY_H",
+                r.parse("LOG_EXPIRY_H", DEFAULT_LOG_EXPIRY_H)?,
+            )?,
+            max_pending_connections: r.at_least(
+                "MAX_PENDING_CONNECTIONS",
+                DEFAULT_MAX_PENDING_CONNECTIONS,
+                1,
+            )?,
+            ws_max_payload: r.at_least("WS_MAX_PAYLOAD", DEFAULT_WS_MAX_PAYLOAD, 64)?,
+            num_threads,
+            db_pool_size: r.at_least("DB_POOL_SIZE", default_pool, 1)?,
+            db_batch_size: r.at_least("DB_BATCH_SIZE", DEFAULT_DB_BATCH_SIZE, 1)?,
+            db_save_latency: Duration::from_millis(r.at_least(
+                "DB_SAVE_LATENCY_MS",
+                DEFAULT_DB_SAVE_LATENCY_MS,
+                1,
+            )?),
+            write_queue_max_bytes: r.at_least(
+                "WRITE_QUEUE_MAX_BYTES",
+                DEFAULT_WRITE_QUEUE_MAX_BYTES,
+                1,
+            )?,
+            cache_update_timeout: secs(r.at_least(
+                "CACHE_UPDATE_TIMEOUT_S",
+                DEFAULT_CACHE_UPDATE_TIMEOUT_S,
+                1,
+            )?),
+            cache_update_interval: Duration::from_millis(r.at_least(
+                "CACHE_UPDATE_INTERVAL_MS",
+                DEFAULT_CACHE_UPDATE_INTERVAL_MS,
+                1,
+            )?),
+            cache_expiry: secs(r.at_least("CACHE_EXPIRY_S", DEFAULT_CACHE_EXPIRY_S, 1)?),
+            shutdown_timeout: secs(r.at_least(
+                "SHUTDOWN_TIMEOUT_S",
+                DEFAULT_SHUTDOWN_TIMEOUT_S,
+                1,
+            )?),
+            assets_path: PathBuf::from(
+                r.raw("ASSETS_PATH")
+                    .unwrap_or_else(|| DEFAULT_ASSETS_PATH.to_owned()),
+            ),
+        };
+        config.check_combinations()?;
+        Ok(config)
+    }
+
+    /// Settings that parse one by one but cannot work together.
+    fn check_combinations(&self) -> Result<(), ConfigError> {
+        if self.client_timeout < self.heartbeat_interval {
+            return Err(invalid(
+                "CLIENT_TIMEOUT_S",
+                format!(
+                    "{}s is shorter than HEARTBEAT_INTERVAL ({}s), at which liveness is checked",
+                    self.client_timeout.as_secs(),
+                    self.heartbeat_interval.as_secs()
+                ),
+            ));
+        }
+        // A largest message must fit in the write queue, or its socket would wait for ever.
+        if self.write_queue_max_bytes < self.ws_max_payload * 2 {
+            return Err(invalid(
+                "WRITE_QUEUE_MAX_BYTES",
+                format!(
+                    "{} must be at least twice WS_MAX_PAYLOAD ({})",
+                    self.write_queue_max_bytes, self.ws_max_payload
+                ),
+            ));
+        }
+        if u32::try_from(self.ws_max_payload).is_err() {
+            return Err(invalid("WS_MAX_PAYLOAD", "must be below 4 GiB"));
+        }
+        if self.cache_expiry < self.cache_update_interval {
+            return Err(invalid(
+                "CACHE_EXPIRY_S",
+                "is shorter than CACHE_UPDATE_INTERVAL_MS: entries would expire before refresh",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn hours(name: &'static str, h: u64) -> Result<Duration, ConfigError> {
+    h.checked_mul(3600)
+        .map(Duration::from_secs)
+        .ok_or_else(|| invalid(name, format!("{h} hours is too long")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("DATABASE_URL".into())
+            .or_insert_with(|| "postgres://postgres@127.0.0.1/db".into());
+        Config::from_lookup(move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(c.client_timeout, Duration::from_secs(10));
+        assert_eq!(c.purge_interval, Duration::from_secs(600));
+        assert_eq!(c.log_expiry, Duration::from_secs(280_320 * 3600));
+        assert_eq!(c.max_pending_connections, 8192);
+        assert_eq!(c.ws_max_payload, 524_288);
+        assert_eq!(c.num_threads, num_cpus::get() * 3);
+        assert_eq!(c.db_pool_size as usize, c.num_threads);
+        assert_eq!(c.db_batch_size, 1024);
+        assert_eq!(c.db_save_latency, Duration::from_millis(100));
+        assert_eq!(c.cache_update_interval, Duration::from_millis(1000));
+        assert_eq!(c.assets_path, PathBuf::from("./static"));
+    }
+
+    #[test]
+    fn unparseable_value_names_the_variable() {
+        let err = config(&[("DB_BATCH_SIZE", "lots")]).unwrap_err();
+        assert_eq!(err.variable, "DB_BATCH_SIZE");
+        assert!(err.to_string().contains("\"lots\""), "{err}");
+        assert_eq!(config(&[("PORT", "70000")]).unwrap_err().variable, "PORT");
+        assert_eq!(
+            config(&[("LISTEN_ADDR", "localhost:1")])
+                .unwrap_err()
+                .variable,
+            "LISTEN_ADDR"
+        );
+    }
+
+    #[test]
+    fn zero_where_zero_cannot_work_is_refused() {
+        assert_eq!(
+            config(&[("DB_BATCH_SIZE", "0")]).unwrap_err().variable,
+            "DB_BATCH_SIZE"
+        );
+        assert_eq!(
+            config(&[("HEARTBEAT_INTERVAL", "0")]).unwrap_err().variable,
+            "HEARTBEAT_INTERVAL"
+        );
+        // 0 hours of expiry is meaningful: purge everything received so far.
+        assert_eq!(
+            config(&[("LOG_EXPIRY_H", "0")]).unwrap().log_expiry,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused() {
+        let err = config(&[("CLIENT_TIMEOUT_S", "3"), ("HEARTBEAT_INTERVAL", "5")]).unwrap_err();
+        assert_eq!(err.variable, "CLIENT_TIMEOUT_S");
+        let err = config(&[
+            ("WS_MAX_PAYLOAD", "1000000"),
+            ("WRITE_QUEUE_MAX_BYTES", "1000000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "WRITE_QUEUE_MAX_BYTES");
+    }
+
+    #[test]
+    fn missing_or_foreign_database_url_is_refused() {
+        let err = Config::from_lookup(|_| None).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        let err = config(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn readme_and_env_example_list_every_variable() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        for var in VARIABLES {
+            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+            assert!(
+                example.contains(&format!("{var}=")),
+                ".env.example lacks {var}"
+            );
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! PostgreSQL: the connection pool, the embedded migrations and the queries.
+//!
+//! Queries are plain functions over a `PgConnection` (no actix types) and run on blocking
+//! threads only. Migrations are applied at start-up under an advisory lock, so several instances
+//! starting at once apply them exactly once; `diesel migration run` applies the same files.
+
+pub mod models;
+pub mod queries;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::{sql_query, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// How long taking a connection from the pool may wait before the write counts as failed.
+pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Daily partitions of `tetcore_logs_expiring` kept ready ahead of today.
+pub const PARTITION_DAYS_AHEAD: i32 = 7;
+
+/// Any i64 that no other code of ours uses as an advisory lock key.
+const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
+
+/// A pool that connects lazily: building it never fails because the database is down.
+pub fn pool(database_url: &str, size: u32) -> DbPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(POOL_TIMEOUT)
+        .test_on_check_out(false)
+        .build_unchecked(ConnectionManager::new(database_url))
+}
+
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Applies pending migrations (one instance at a time) and makes sure the partitions ingest
+/// needs exist. Returns the versions it applied.
+pub fn prepare(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
+    sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)
+        .map_err(|e| SetupError(format!("taking the migration lock: {e}")))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+        .map_err(|e| SetupError(format!("applying migrations: {e}")));
+    let unlocked = sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(conn);
+    let applied = applied?;
+    unlocked.map_err(|e| SetupError(format!("releasing the migration lock: {e}")))?;
+    queries::partitions::ensure_ahead(conn, PARTITION_DAYS_AHEAD)
+        .map_err(|e| SetupError(format!("creating partitions: {e}")))?;
+    Ok(applied)
+}
+
+/// Whether a connection still answers: after an error, tells "the database refused this" from
+/// "the database is gone".
+pub fn answers(conn: &mut PgConnection) -> bool {
+    sql_query("SELECT 1").execute(conn).is_ok()
+}

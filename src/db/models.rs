@@ -1,0 +1,44 @@
+//! Rows as the queries take them: the columns of `peer_connections` and `tetcore_logs`, without
+//! any wire or actor types. Borrowed where they can be, so a retry re-reads the same data.
+
+use chrono::{DateTime, Utc};
+
+/// What `system.connected` says about a node: the descriptive `peer_connections` columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeInfo {
+    pub peer_id: Option<String>,
+    pub name: Option<String>,
+    pub chain: Option<String>,
+    pub version: Option<String>,
+    pub authority: Option<bool>,
+    pub startup_time: Option<i64>,
+    pub implementation: Option<String>,
+    pub genesis_hash: Option<String>,
+    pub target_os: Option<String>,
+    pub target_arch: Option<String>,
+    pub target_env: Option<String>,
+    /// JSON text of the `sysinfo` object.
+    pub sysinfo: Option<String>,
+}
+
+/// A `peer_connections` row to create; `id` was taken from its sequence beforehand.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub id: i64,
+    pub ip_addr: &'a str,
+    pub audit: bool,
+    pub telemetry_id: u64,
+    pub created_at: DateTime<Utc>,
+    /// The latest `system.connected` seen so far, and when it arrived.
+    pub connected: Option<(DateTime<Utc>, &'a NodeInfo)>,
+}
+
+/// A `tetcore_logs` row to append.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRow<'a> {
+    pub peer_connection_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub audit: bool,
+    /// The normalised message, JSON object text.
+    pub logs: &'a str,
+}

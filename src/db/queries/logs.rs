@@ -1,0 +1,103 @@
+//! Appending messages to `tetcore_logs` with `COPY ... FROM STDIN` (text format): one round
+//! trip per batch, whatever its size, and no bind-parameter limit.
+
+use std::io::Write;
+
+use chrono::SecondsFormat;
+use diesel::pg::PgConnection;
+use diesel::{ExecuteCopyFromDsl, QueryResult};
+
+use crate::db::models::LogRow;
+use crate::db::schema::tetcore_logs;
+
+/// Copies `rows` in one statement; all or none of them are stored.
+pub fn copy(conn: &mut PgConnection, rows: &[LogRow<'_>]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let data = encode(rows);
+    diesel::copy_from(tetcore_logs::table)
+        .from_raw_data(
+            (
+                tetcore_logs::peer_connection_id,
+                tetcore_logs::created_at,
+                tetcore_logs::audit,
+                tetcore_logs::logs,
+            ),
+            |out: &mut dyn Write| {
+                out.write_all(&data)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+            },
+        )
+        .execute(conn)
+}
+
+/// The rows in COPY text format: tab-separated columns, one line per row.
+pub fn encode(rows: &[LogRow<'_>]) -> Vec<u8> {
+    let size: usize = rows.iter().map(|r| r.logs.len() + 64).sum();
+    let mut out = Vec::with_capacity(size);
+    for row in rows {
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "{}\t{}\t{}\t",
+            row.peer_connection_id,
+            row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            if row.audit { 't' } else { 'f' }
+        );
+        escape_into(&mut out, row.logs.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// COPY text format escapes: backslash and the three characters that would end a field or row.
+fn escape_into(out: &mut Vec<u8>, text: &[u8]) {
+    if !text
+        .iter()
+        .any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(text);
+        return;
+    }
+    for &b in text {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn encodes_one_escaped_line_per_row() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap();
+        let rows = [
+            LogRow {
+                peer_connection_id: 3,
+                created_at: at,
+                audit: true,
+                logs: "{\"a\":\"x\\\"y\"}",
+            },
+            LogRow {
+                peer_connection_id: 4,
+                created_at: at,
+                audit: false,
+                logs: "{\n\t\"b\":1}",
+            },
+        ];
+        let text = String::from_utf8(encode(&rows)).unwrap();
+        assert_eq!(
+            text,
+            "3\t2026-11-27T08:00:00.000000Z\tt\t{\"a\":\"x\\\\\"y\"}\n\
+             4\t2026-11-27T08:00:00.000000Z\tf\t{\\n\\t\"b\":1}\n"
+        );
+    }
+}

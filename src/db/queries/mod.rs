@@ -1,0 +1,5 @@
+//! Plain query functions over a `PgConnection`, one file per table or concern.
+
+pub mod logs;
+pub mod partitions;
+pub mod sessions;

@@ -1,0 +1,341 @@
+//! One actix-ws session per telemetry WebSocket: reads frames, parses them, and hands the
+//! resulting events to the DB writer in order.
+//!
+//! Liveness comes from data: real clients never read, so they never answer pings; any frame
+//! proves a node alive, and a socket is closed only after `CLIENT_TIMEOUT_S` without one. Each
+//! message first takes its size from the write budget: when the database falls behind, the
+//! budget runs out and the session stops reading its socket (TCP back-pressure) instead of
+//! buffering or dropping. Frames that cannot be stored are counted by reason; only an oversize
+//! or unreadable frame closes the socket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, ProtocolError, Session};
+use chrono::Utc;
+use tokio::sync::Semaphore;
+
+use super::parse::parse_frame;
+use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
+use crate::metrics::{mode_label, CloseReason, DropReason, Metrics};
+
+/// Bytes of write budget a message takes on top of its JSON: the row's other columns and
+/// bookkeeping.
+const ROW_OVERHEAD: usize = 128;
+
+/// What every session shares.
+pub struct IngestState {
+    pub writer: Addr<Writer>,
+    pub budget: Arc<Semaphore>,
+    pub metrics: Metrics,
+    pub heartbeat: Duration,
+    pub client_timeout: Duration,
+    pub max_payload: usize,
+    next_session: AtomicU64,
+}
+
+impl IngestState {
+    pub fn new(
+        writer: Addr<Writer>,
+        budget: Arc<Semaphore>,
+        metrics: Metrics,
+        heartbeat: Duration,
+        client_timeout: Duration,
+        max_payload: usize,
+    ) -> IngestState {
+        IngestState {
+            writer,
+            budget,
+            metrics,
+            heartbeat,
+            client_timeout,
+            max_payload,
+            next_session: AtomicU64::new(1),
+        }
+    }
+}
+
+/// `GET /`: nodes whose data expires after `LOG_EXPIRY_H`.
+pub async fn live(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> actix_web::Result<HttpResponse> {
+    upgrade(req, body, state, false)
+}
+
+/// `GET /audit`: nodes whose data is kept for ever.
+pub async fn audit(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> actix_web::Result<HttpResponse> {
+    upgrade(req, body, state, true)
+}
+
+/// Answers the upgrade at once (no database involved) and runs the session on this worker.
+fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+    audit: bool,
+) -> actix_web::Result<HttpResponse> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let ip_addr: Arc<str> = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+        .into();
+    let stream = stream
+        .max_frame_size(state.max_payload)
+        .aggregate_continuations()
+        .max_continuation_size(state.max_payload);
+    let connection = Connection {
+        state: state.into_inner(),
+        ip_addr,
+        audit,
+        nodes: HashMap::new(),
+    };
+    actix_web::rt::spawn(connection.run(session, stream));
+    Ok(response)
+}
+
+/// One WebSocket connection and the node sessions (telemetry ids) it carries.
+struct Connection {
+    state: Arc<IngestState>,
+    ip_addr: Arc<str>,
+    audit: bool,
+    nodes: HashMap<u64, SessionKey>,
+}
+
+impl Connection {
+    async fn run(mut self, mut session: Session, mut stream: AggregatedMessageStream) {
+        let mode = mode_label(self.audit);
+        let metrics = self.state.metrics.clone();
+        metrics.connections_open.with_label_values(&[mode]).inc();
+        log::debug!(
+            "telemetry connection opened: ip={} mode={mode}",
+            self.ip_addr
+        );
+        let heartbeat = self.state.heartbeat;
+        let mut last_seen = Instant::now();
+        let mut next_tick = last_seen + heartbeat;
+        // After a fatal frame, messages the codec had already decoded are still taken, but
+        // nothing more is waited for.
+        let mut fatal: Option<CloseReason> = None;
+        let reason = loop {
+            let wait = match fatal {
+                Some(_) => Duration::ZERO,
+                None => next_tick.saturating_duration_since(Instant::now()),
+            };
+            let item = match actix_web::rt::time::timeout(wait, stream.recv()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    if let Some(reason) = fatal {
+                        break reason;
+                    }
+                    if last_seen.elapsed() >= self.state.client_timeout {
+                        break CloseReason::Timeout;
+                    }
+                    if session.ping(b"").await.is_err() {
+                        break CloseReason::Client;
+                    }
+                    next_tick += heartbeat;
+                    continue;
+                }
+            };
+            match item {
+                None => break fatal.unwrap_or(CloseReason::Client),
+                Some(Ok(message)) => {
+                    last_seen = Instant::now();
+                    match message {
+                        AggregatedMessage::Text(text) => self.frame(text.as_bytes()).await,
+                        AggregatedMessage::Binary(bytes) => self.frame(&bytes).await,
+                        AggregatedMessage::Ping(bytes) => {
+                            // Nodes never ping; browsers and tools may.
+                            let _ = session.pong(&bytes).await;
+                        }
+                        AggregatedMessage::Pong(_) => {}
+                        AggregatedMessage::Close(_) => break fatal.unwrap_or(CloseReason::Client),
+                    }
+                }
+                Some(Err(error)) => match (classify(&error), fatal) {
+                    (FrameError::NotUtf8, _) => {
+                        last_seen = Instant::now();
+                        self.unreadable(DropReason::BadJson);
+                    }
+                    // The client went away: what it sent before is still buffered, and the
+                    // stream ends by itself once that is read.
+                    (FrameError::Gone, _) => {}
+                    (_, Some(reason)) => break reason,
+                    (FrameError::Oversize, None) => {
+                        self.unreadable(DropReason::Oversize);
+                        fatal = Some(CloseReason::Oversize);
+                    }
+                    (FrameError::Protocol, None) => {
+                        self.unreadable(DropReason::Protocol);
+                        log::debug!("unreadable frame: ip={} error={error}", self.ip_addr);
+                        fatal = Some(CloseReason::Protocol);
+                    }
+                },
+            }
+        };
+        let close = match reason {
+            CloseReason::Oversize => Some(CloseCode::Size),
+            CloseReason::Protocol => Some(CloseCode::Protocol),
+            CloseReason::Timeout => Some(CloseCode::Away),
+            CloseReason::Client => None,
+        };
+        // Ending this task drops the stream and the TCP connection with it: clients ignore
+        // Close frames, so the frame is a courtesy.
+        let _ = session.close(close.map(Into::into)).await;
+        drop(stream);
+        metrics
+            .connections_closed
+            .with_label_values(&[reason.label()])
+            .inc();
+        metrics.connections_open.with_label_values(&[mode]).dec();
+        log::debug!(
+            "telemetry connection closed: ip={} reason={}",
+            self.ip_addr,
+            reason.label()
+        );
+        self.end_sessions().await;
+    }
+
+    /// A frame that never became a message.
+    fn unreadable(&self, reason: DropReason) {
+        let m = &self.state.metrics;
+        m.messages_received.inc();
+        m.messages_queued.inc();
+        m.dropped(reason, 1);
+    }
+
+    /// One data frame: parse it, and send its events once the budget allows.
+    async fn frame(&mut self, bytes: &[u8]) {
+        let m = &self.state.metrics;
+        m.messages_received.inc();
+        m.bytes_received.inc_by(bytes.len() as u64);
+        m.messages_queued.inc();
+        let at = Utc::now();
+        let parsed = match parse_frame(bytes) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                log::trace!(
+                    "frame dropped: ip={} reason={}",
+                    self.ip_addr,
+                    reason.label()
+                );
+                m.dropped(reason, 1);
+                return;
+            }
+        };
+        if let Some(oddity) = parsed.oddity {
+            m.messages_odd.with_label_values(&[oddity.label()]).inc();
+        }
+        let mut events = Vec::with_capacity(3);
+        let session = match self.nodes.get(&parsed.telemetry_id) {
+            Some(session) => *session,
+            None => {
+                let session = self.state.next_session.fetch_add(1, Ordering::Relaxed);
+                self.nodes.insert(parsed.telemetry_id, session);
+                m.node_sessions_open
+                    .with_label_values(&[mode_label(self.audit)])
+                    .inc();
+                events.push(Event::Opened {
+                    session,
+                    ip_addr: self.ip_addr.clone(),
+                    audit: self.audit,
+                    telemetry_id: parsed.telemetry_id,
+                    at,
+                });
+                session
+            }
+        };
+        if let Some(info) = parsed.connected {
+            events.push(Event::Connected {
+                session,
+                at,
+                info: Box::new(info),
+            });
+        }
+        // The configuration keeps the budget above twice WS_MAX_PAYLOAD, so this always fits.
+        let cost = u32::try_from(parsed.logs.len() + ROW_OVERHEAD).unwrap_or(u32::MAX);
+        match self.state.budget.acquire_many(cost).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                m.dropped(DropReason::WriterGone, 1);
+                return;
+            }
+        }
+        m.bytes_queued.add(i64::from(cost));
+        events.push(Event::Log {
+            session,
+            audit: self.audit,
+            at,
+            logs: parsed.logs,
+            cost,
+        });
+        self.send(events, 1).await;
+    }
+
+    /// Hands events to the writer, waiting while its mailbox is full.
+    async fn send(&self, events: Vec<Event>, messages: u64) {
+        let writer = &self.state.writer;
+        let sent = match writer.try_send(StoreEvents(events)) {
+            Ok(()) => true,
+            Err(actix::dev::SendError::Full(msg)) => writer.send(msg).await.is_ok(),
+            Err(actix::dev::SendError::Closed(_)) => false,
+        };
+        if !sent && messages > 0 {
+            self.state.metrics.dropped(DropReason::WriterGone, messages);
+        }
+    }
+
+    async fn end_sessions(&mut self) {
+        if self.nodes.is_empty() {
+            return;
+        }
+        let at = Utc::now();
+        let events: Vec<Event> = self
+            .nodes
+            .drain()
+            .map(|(_, session)| Event::Closed { session, at })
+            .collect();
+        self.state
+            .metrics
+            .node_sessions_open
+            .with_label_values(&[mode_label(self.audit)])
+            .sub(events.len() as i64);
+        self.send(events, 0).await;
+    }
+}
+
+enum FrameError {
+    /// Above `WS_MAX_PAYLOAD` (one frame, or continuations together).
+    Oversize,
+    /// A text frame that is not UTF-8: counted like broken JSON, the socket stays.
+    NotUtf8,
+    /// Anything else the codec cannot read: the stream cannot be trusted any more.
+    Protocol,
+    /// The connection failed underneath.
+    Gone,
+}
+
+fn classify(error: &ProtocolError) -> FrameError {
+    match error {
+        ProtocolError::Overflow => FrameError::Oversize,
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            FrameError::NotUtf8
+        }
+        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
+            FrameError::Oversize
+        }
+        ProtocolError::Io(_) => FrameError::Gone,
+        _ => FrameError::Protocol,
+    }
+}

@@ -1,0 +1,101 @@
+//! tetcore-analytics: collects telemetry from Tetcore and Substrate nodes into PostgreSQL.
+//!
+//! ```text
+//!  node ──ws──▶ ingest::session ──▶ ingest::parse ──▶ actors::writer ──COPY──▶ PostgreSQL
+//!               (one per socket)    (frame → row)      (batches)                    │
+//!  curl, Prometheus ──http──▶ api ──▶ metrics                        Grafana ◀──────┘
+//! ```
+//!
+//! - `config`: every setting, read once from the environment.
+//! - `metrics`: the Prometheus registry and the bounded label sets.
+//! - `ingest`: WebSocket sessions, wire types and the parser.
+//! - `actors`: the DB writer.
+//! - `db`: pool, embedded migrations, schema and queries.
+//! - `api`: the route table.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod ingest;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr};
+use actix_web::{dev::Server, web, App, HttpServer};
+use tokio::sync::Semaphore;
+
+use actors::writer::{Drain, Writer, WriterSettings};
+use config::Config;
+use db::DbPool;
+use ingest::session::IngestState;
+use metrics::Metrics;
+
+/// A started service: the HTTP server (await it to run it) and what shutdown needs.
+pub struct Service {
+    pub server: Server,
+    pub addrs: Vec<SocketAddr>,
+    pub writer: Addr<Writer>,
+    pub metrics: Metrics,
+}
+
+/// Starts the writer and binds the server; must run inside an actix system. The database
+/// must already be prepared (`db::prepare`).
+pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
+    let metrics = Metrics::new();
+    let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
+    let writer = Writer::new(
+        pool,
+        WriterSettings {
+            batch_size: config.db_batch_size,
+            save_latency: config.db_save_latency,
+        },
+        budget.clone(),
+        metrics.clone(),
+    )
+    .start();
+    let ingest = web::Data::new(IngestState::new(
+        writer.clone(),
+        budget,
+        metrics.clone(),
+        config.heartbeat_interval,
+        config.client_timeout,
+        config.ws_max_payload,
+    ));
+    let metrics_data = web::Data::new(metrics.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ingest.clone())
+            .app_data(metrics_data.clone())
+            .configure(api::config)
+    })
+    .workers(config.num_threads)
+    .backlog(config.max_pending_connections)
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind((config.listen_addr, config.port))?;
+    let addrs = server.addrs();
+    Ok(Service {
+        server: server.run(),
+        addrs,
+        writer,
+        metrics,
+    })
+}
+
+/// After the server has stopped: writes everything still queued, and marks the sessions that
+/// did not close as ended. Returns false if `deadline` passed first.
+pub async fn drain(writer: &Addr<Writer>, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    loop {
+        match writer.send(Drain).await {
+            Ok(0) => return true,
+            Ok(_) if Instant::now() < until => {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await
+            }
+            _ => return false,
+        }
+    }
+}

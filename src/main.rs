@@ -1,0 +1,81 @@
+//! Start-up and shutdown: settings, logger, database, writer, server; on SIGTERM or SIGINT
+//! the server stops accepting and the writer flushes what was received.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tetcore_analytics::config::Config;
+use tetcore_analytics::{db, drain, start};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let dotenv = dotenvy::dotenv();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = dotenv {
+        if !e.not_found() {
+            log::error!("cannot read .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pool = db::pool(&config.database_url, config.db_pool_size);
+    prepare_database(&pool).await;
+    let service = match start(&config, pool) {
+        Ok(service) => service,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {}:{}: {e}",
+                config.listen_addr,
+                config.port
+            );
+            return ExitCode::from(1);
+        }
+    };
+    for addr in &service.addrs {
+        log::info!("listening: addr={addr} telemetry=ws://{addr}/ audit=ws://{addr}/audit");
+    }
+    if let Err(e) = service.server.await {
+        log::error!("server failed: {e}");
+    }
+    log::info!("server stopped; writing what was received");
+    if drain(&service.writer, config.shutdown_timeout).await {
+        log::info!("all received messages written; exiting");
+    } else {
+        log::warn!(
+            "shutdown deadline passed with messages unwritten: queued={}",
+            service.metrics.messages_queued.get()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Applies migrations and partitions, retrying while the database cannot be reached.
+async fn prepare_database(pool: &db::DbPool) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let pool = pool.clone();
+        let result = actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(|e| db::SetupError(e.to_string()))?;
+            db::prepare(&mut conn)
+        })
+        .await;
+        match result {
+            Ok(Ok(applied)) => {
+                if !applied.is_empty() {
+                    log::info!("migrations applied: {}", applied.join(", "));
+                }
+                return;
+            }
+            Ok(Err(e)) => log::warn!("database not ready, retrying: error={e}"),
+            Err(e) => log::warn!("database set-up task failed, retrying: error={e}"),
+        }
+        actix_web::rt::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,336 @@
+//! The Prometheus registry: one per running app (never a global), served at `/metrics`.
+//!
+//! Every message that reaches a socket is counted in `tetcore_messages_received_total`, and then
+//! in exactly one of `tetcore_rows_stored_total` or `tetcore_messages_dropped_total{reason}`;
+//! until then it is in `tetcore_messages_queued`. Labels come only from the small enums below.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Why a message was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not JSON (or a text frame that is not UTF-8).
+    BadJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// Larger than `WS_MAX_PAYLOAD`; the socket was closed with 1009.
+    Oversize,
+    /// A frame the WebSocket codec could not read; the socket was closed with 1002.
+    Protocol,
+    /// PostgreSQL refused the row even on its own (the rest of its batch was stored).
+    DbRejected,
+    /// The writer had stopped when the message arrived (the service is shutting down).
+    WriterGone,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::BadJson,
+        DropReason::NotObject,
+        DropReason::Oversize,
+        DropReason::Protocol,
+        DropReason::DbRejected,
+        DropReason::WriterGone,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::BadJson => "bad_json",
+            DropReason::NotObject => "not_object",
+            DropReason::Oversize => "oversize",
+            DropReason::Protocol => "protocol_error",
+            DropReason::DbRejected => "db_rejected",
+            DropReason::WriterGone => "writer_gone",
+        }
+    }
+}
+
+/// Something odd about a message that was stored anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oddity {
+    /// `msg` is not one of the kinds in `telemetry_messages.json`.
+    UnknownMsg,
+    /// The object has no string `msg` at all.
+    NoMsg,
+    /// It held NUL characters, which jsonb refuses; they were replaced.
+    Sanitized,
+}
+
+impl Oddity {
+    pub const ALL: [Oddity; 3] = [Oddity::UnknownMsg, Oddity::NoMsg, Oddity::Sanitized];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Oddity::UnknownMsg => "unknown_msg",
+            Oddity::NoMsg => "no_msg",
+            Oddity::Sanitized => "sanitized",
+        }
+    }
+}
+
+/// Why a WebSocket was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client went away (TCP closed or a Close frame).
+    Client,
+    /// No frame arrived for `CLIENT_TIMEOUT_S`.
+    Timeout,
+    /// A frame above `WS_MAX_PAYLOAD`.
+    Oversize,
+    /// A frame the codec could not read.
+    Protocol,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 4] = [
+        CloseReason::Client,
+        CloseReason::Timeout,
+        CloseReason::Oversize,
+        CloseReason::Protocol,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Client => "client",
+            CloseReason::Timeout => "timeout",
+            CloseReason::Oversize => "oversize",
+            CloseReason::Protocol => "protocol_error",
+        }
+    }
+}
+
+/// Database errors by what the writer did about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The database could not be reached; the batch waits and is retried.
+    Unavailable,
+    /// The database refused the data; the batch is split to find the rows at fault.
+    Refused,
+}
+
+impl DbErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            DbErrorKind::Unavailable => "unavailable",
+            DbErrorKind::Refused => "refused",
+        }
+    }
+}
+
+pub const MODES: [&str; 2] = ["live", "audit"];
+
+pub fn mode_label(audit: bool) -> &'static str {
+    if audit {
+        "audit"
+    } else {
+        "live"
+    }
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub connections_open: IntGaugeVec,
+    pub node_sessions_open: IntGaugeVec,
+    pub connections_closed: IntCounterVec,
+    pub messages_received: IntCounter,
+    pub bytes_received: IntCounter,
+    pub messages_dropped: IntCounterVec,
+    pub messages_odd: IntCounterVec,
+    pub messages_queued: IntGauge,
+    pub bytes_queued: IntGauge,
+    pub rows_stored: IntCounter,
+    pub batch_rows: Histogram,
+    pub batch_write_seconds: Histogram,
+    pub db_errors: IntCounterVec,
+    pub db_retries: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let m = Metrics {
+            connections_open: IntGaugeVec::new(
+                Opts::new(
+                    "tetcore_ws_connections_open",
+                    "Open telemetry WebSocket connections, by endpoint (live = /, audit = /audit).",
+                ),
+                &["mode"],
+            )
+            .expect("valid metric"),
+            node_sessions_open: IntGaugeVec::new(
+                Opts::new(
+                    "tetcore_node_sessions_open",
+                    "Open node sessions (telemetry ids on open connections), by endpoint.",
+                ),
+                &["mode"],
+            )
+            .expect("valid metric"),
+            connections_closed: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_ws_connections_closed_total",
+                    "Telemetry WebSocket connections closed, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            messages_received: IntCounter::new(
+                "tetcore_messages_received_total",
+                "Telemetry messages (data frames) received.",
+            )
+            .expect("valid metric"),
+            bytes_received: IntCounter::new(
+                "tetcore_received_bytes_total",
+                "Bytes of telemetry messages received.",
+            )
+            .expect("valid metric"),
+            messages_dropped: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_messages_dropped_total",
+                    "Telemetry messages received but not stored, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            messages_odd: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_messages_odd_total",
+                    "Telemetry messages stored although something about them was odd, by what.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            messages_queued: IntGauge::new(
+                "tetcore_messages_queued",
+                "Messages received and neither stored nor dropped yet.",
+            )
+            .expect("valid metric"),
+            bytes_queued: IntGauge::new(
+                "tetcore_write_queue_bytes",
+                "Bytes of messages waiting for the database (bounded by WRITE_QUEUE_MAX_BYTES).",
+            )
+            .expect("valid metric"),
+            rows_stored: IntCounter::new(
+                "tetcore_rows_stored_total",
+                "Message rows committed to tetcore_logs.",
+            )
+            .expect("valid metric"),
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_db_batch_rows",
+                    "Message rows per batch written to PostgreSQL.",
+                )
+                .buckets(vec![1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0]),
+            )
+            .expect("valid metric"),
+            batch_write_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_db_batch_write_seconds",
+                    "Time to write one batch to PostgreSQL.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ]),
+            )
+            .expect("valid metric"),
+            db_errors: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_db_errors_total",
+                    "Failed database writes, by kind (unavailable: retried; refused: batch split).",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            db_retries: IntCounter::new(
+                "tetcore_db_retries_total",
+                "Batch writes retried after the database was unavailable.",
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        m.register_all();
+        m.touch_labels();
+        m
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.connections_open.clone()),
+            Box::new(self.node_sessions_open.clone()),
+            Box::new(self.connections_closed.clone()),
+            Box::new(self.messages_received.clone()),
+            Box::new(self.bytes_received.clone()),
+            Box::new(self.messages_dropped.clone()),
+            Box::new(self.messages_odd.clone()),
+            Box::new(self.messages_queued.clone()),
+            Box::new(self.bytes_queued.clone()),
+            Box::new(self.rows_stored.clone()),
+            Box::new(self.batch_rows.clone()),
+            Box::new(self.batch_write_seconds.clone()),
+            Box::new(self.db_errors.clone()),
+            Box::new(self.db_retries.clone()),
+        ];
+        for c in collectors {
+            self.registry.register(c).expect("metric names are unique");
+        }
+    }
+
+    /// Creates every labelled series at zero so dashboards and rate() see them from the start.
+    fn touch_labels(&self) {
+        for mode in MODES {
+            self.connections_open.with_label_values(&[mode]);
+            self.node_sessions_open.with_label_values(&[mode]);
+        }
+        for r in DropReason::ALL {
+            self.messages_dropped.with_label_values(&[r.label()]);
+        }
+        for r in Oddity::ALL {
+            self.messages_odd.with_label_values(&[r.label()]);
+        }
+        for r in CloseReason::ALL {
+            self.connections_closed.with_label_values(&[r.label()]);
+        }
+        for k in [DbErrorKind::Unavailable, DbErrorKind::Refused] {
+            self.db_errors.with_label_values(&[k.label()]);
+        }
+    }
+
+    /// `n` messages left the pipeline without being stored.
+    pub fn dropped(&self, reason: DropReason, n: u64) {
+        self.messages_dropped
+            .with_label_values(&[reason.label()])
+            .inc_by(n);
+        self.messages_queued.sub(n as i64);
+    }
+
+    /// `n` messages were committed.
+    pub fn stored(&self, n: u64) {
+        self.rows_stored.inc_by(n);
+        self.messages_queued.sub(n as i64);
+    }
+
+    pub fn dropped_count(&self, reason: DropReason) -> u64 {
+        self.messages_dropped
+            .with_label_values(&[reason.label()])
+            .get()
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families, which ours are.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,472 @@
+//! Test harness: a database per test (cloned from a migrated template), the real service on a
+//! port chosen by the OS in its own actix system, and fake nodes speaking real WebSocket.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
+use tetcore_analytics::config::Config;
+use tetcore_analytics::metrics::Metrics;
+use tetcore_analytics::{db, drain, start};
+use tungstenite::{Message, WebSocket};
+
+/// The server under which tests create their databases.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329".to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn admin() -> PgConnection {
+    let url = format!("{}/postgres", server_url());
+    PgConnection::establish(&url).unwrap_or_else(|e| {
+        panic!("tests need PostgreSQL at {url} (run scripts/test, or set TEST_DATABASE_URL): {e}")
+    })
+}
+
+/// A name for the template that changes whenever the migrations do.
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = walk(&dir);
+    files.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in files {
+        for byte in file
+            .to_string_lossy()
+            .bytes()
+            .chain(std::fs::read(&file).unwrap())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("tetcore_test_template_{hash:016x}")
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// A database of its own for one test, dropped with it.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let template = template_name();
+        let mut admin = admin();
+        // One process at a time checks or builds the template.
+        sql_query("SELECT pg_advisory_lock(7464)")
+            .execute(&mut admin)
+            .unwrap();
+        if !database_exists(&mut admin, &template) {
+            sql_query(format!("CREATE DATABASE {template}"))
+                .execute(&mut admin)
+                .unwrap();
+            let mut conn =
+                PgConnection::establish(&format!("{}/{template}", server_url())).unwrap();
+            db::prepare(&mut conn).expect("migrations apply to an empty database");
+        }
+        sql_query("SELECT pg_advisory_unlock(7464)")
+            .execute(&mut admin)
+            .unwrap();
+        let name = format!(
+            "tetcore_test_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::Relaxed)
+        );
+        sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut admin)
+            .unwrap();
+        // CREATE DATABASE ... TEMPLATE fails while another session uses the template.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .execute(&mut admin)
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot clone the template: {e}"),
+            }
+        }
+        let url = format!("{}/{name}", server_url());
+        let mut conn = PgConnection::establish(&url).unwrap();
+        db::prepare(&mut conn).expect("the clone is prepared");
+        TestDb { name, url }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: Count = sql_query(format!("SELECT ({sql})::bigint AS n"))
+            .get_result(&mut self.conn())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.n
+    }
+
+    /// Rows of a query as JSON objects (`SELECT json_agg(...)` of it).
+    pub fn json(&self, sql: &str) -> Vec<serde_json::Value> {
+        #[derive(QueryableByName)]
+        struct Rows {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Jsonb>)]
+            rows: Option<serde_json::Value>,
+        }
+        let row: Rows = sql_query(format!("SELECT json_agg(q)::jsonb AS rows FROM ({sql}) q"))
+            .get_result(&mut self.conn())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match row.rows {
+            Some(serde_json::Value::Array(rows)) => rows,
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin());
+    }
+}
+
+fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    sql_query(format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}') AS exists"
+    ))
+    .get_result::<Exists>(conn)
+    .unwrap()
+    .exists
+}
+
+/// The real service, running in a thread of its own.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics: Metrics,
+    server: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<bool>>,
+}
+
+impl TestApp {
+    /// Starts the service on `db` with the given settings on top of the test defaults.
+    pub fn start(db: &TestDb, settings: &[(&str, &str)]) -> TestApp {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("LISTEN_ADDR", "127.0.0.1"),
+            ("PORT", "0"),
+            ("NUM_THREADS", "2"),
+            ("DB_POOL_SIZE", "4"),
+            ("SHUTDOWN_TIMEOUT_S", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in settings {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let pool = db::pool(&config.database_url, config.db_pool_size);
+                let service = start(&config, pool).expect("service starts");
+                let handle = service.server.handle();
+                tx.send((service.addrs[0], service.metrics.clone(), handle))
+                    .unwrap();
+                let _ = service.server.await;
+                drain(&service.writer, config.shutdown_timeout).await
+            })
+        });
+        let (addr, metrics, server) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("service started");
+        TestApp {
+            addr,
+            metrics,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Stops like SIGTERM would; returns whether everything received was written in time.
+    pub fn stop(mut self) -> bool {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> bool {
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        let server = self.server.clone();
+        std::thread::spawn(move || actix::System::new().block_on(server.stop(true)));
+        thread.join().unwrap_or(false)
+    }
+
+    /// Waits until nothing received is left unwritten.
+    pub fn settle(&self) {
+        wait_for("the write queue to empty", Duration::from_secs(20), || {
+            self.metrics.messages_queued.get() == 0
+        });
+    }
+
+    pub fn stored(&self) -> u64 {
+        self.metrics.rows_stored.get()
+    }
+
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.metrics
+            .messages_dropped
+            .with_label_values(&[reason])
+            .get()
+    }
+
+    pub fn odd(&self, reason: &str) -> u64 {
+        self.metrics.messages_odd.with_label_values(&[reason]).get()
+    }
+
+    pub fn closed(&self, reason: &str) -> u64 {
+        self.metrics
+            .connections_closed
+            .with_label_values(&[reason])
+            .get()
+    }
+
+    /// received = stored + dropped + queued, the ledger every message is in.
+    pub fn assert_ledger_balances(&self) {
+        let m = &self.metrics;
+        let dropped: u64 = [
+            "bad_json",
+            "not_object",
+            "oversize",
+            "protocol_error",
+            "db_rejected",
+            "writer_gone",
+        ]
+        .iter()
+        .map(|r| self.dropped(r))
+        .sum();
+        let queued = u64::try_from(m.messages_queued.get()).expect("queued is never negative");
+        assert_eq!(
+            m.messages_received.get(),
+            m.rows_stored.get() + dropped + queued,
+            "received = stored + dropped + queued"
+        );
+    }
+
+    /// GET over plain HTTP/1.1; returns (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// Polls `condition` until it holds; panics naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A node: a WebSocket client that, like the real ones, never reads unless told to.
+pub struct FakeNode {
+    pub ws: WebSocket<TcpStream>,
+}
+
+impl FakeNode {
+    pub fn connect(url: &str) -> FakeNode {
+        let addr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (ws, response) = tungstenite::client(url, stream).expect("handshake");
+        assert_eq!(response.status().as_u16(), 101);
+        FakeNode { ws }
+    }
+
+    pub fn binary(&mut self, payload: &str) {
+        self.ws
+            .send(Message::binary(payload.as_bytes().to_vec()))
+            .unwrap();
+    }
+
+    pub fn text(&mut self, payload: &str) {
+        self.ws.send(Message::text(payload)).unwrap();
+    }
+
+    /// Writes a raw, masked frame (for what tungstenite will not send, like non-UTF-8 text).
+    pub fn raw_frame(&mut self, opcode: u8, fin: bool, payload: &[u8]) {
+        let mut frame = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        let len = payload.len();
+        if len < 126 {
+            frame.push(0x80 | len as u8);
+        } else if len <= 0xffff {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.ws.get_mut().write_all(&frame).unwrap();
+    }
+
+    /// Reads raw bytes (bypassing tungstenite, so no pong is ever sent) until the server closes
+    /// the TCP connection; returns what arrived. Panics if it stays open past `limit`.
+    pub fn read_until_eof(&mut self, limit: Duration) -> Vec<u8> {
+        let stream = self.ws.get_mut();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            assert!(Instant::now() < deadline, "the server kept the socket open");
+            match stream.read(&mut buf) {
+                Ok(0) => return seen,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return seen,
+            }
+        }
+    }
+}
+
+/// The close code in the first Close frame among raw server frames (which are unmasked).
+pub fn close_code(raw: &[u8]) -> Option<u16> {
+    let mut rest = raw;
+    while rest.len() >= 2 {
+        let opcode = rest[0] & 0x0f;
+        let (len, header) = match rest[1] & 0x7f {
+            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(rest[2..10].try_into().ok()?) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = rest.get(header..header + len)?;
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        rest = &rest[header + len..];
+    }
+    None
+}
+
+/// One recorded connection of `../shared/telemetry/real-frames.jsonl`.
+pub struct Recording {
+    pub scenario: String,
+    pub conn: u64,
+    /// (opcode name, exact payload text)
+    pub frames: Vec<(String, String)>,
+}
+
+pub fn recordings() -> Vec<Recording> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/telemetry/real-frames.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out: Vec<Recording> = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["event"] != "frame" {
+            continue;
+        }
+        let scenario = v["scenario"].as_str().unwrap().to_owned();
+        let conn = v["conn"].as_u64().unwrap();
+        let frame = (
+            v["opcode_name"].as_str().unwrap().to_owned(),
+            v["payload"].as_str().unwrap().to_owned(),
+        );
+        match out
+            .iter_mut()
+            .find(|r| r.scenario == scenario && r.conn == conn)
+        {
+            Some(r) => r.frames.push(frame),
+            None => out.push(Recording {
+                scenario,
+                conn,
+                frames: vec![frame],
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,109 @@
+//! The schema as a public interface: migrations, partitions, comments.
+
+use diesel::{sql_query, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
+use tetcore_analytics::db;
+
+use crate::common::TestDb;
+
+fn migration_count() -> usize {
+    use diesel::migration::MigrationSource;
+    MigrationSource::<diesel::pg::Pg>::migrations(&db::MIGRATIONS)
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn migrations_revert_and_apply_again() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    conn.revert_all_migrations(db::MIGRATIONS)
+        .expect("down.sql undoes up.sql");
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE tablename IN ('peer_connections', 'tetcore_logs')"),
+        0
+    );
+    let applied = db::prepare(&mut conn).expect("up.sql applies again");
+    assert_eq!(applied.len(), migration_count());
+}
+
+#[test]
+fn several_instances_preparing_at_once_all_succeed() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    conn.revert_all_migrations(db::MIGRATIONS).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                use diesel::Connection;
+                let mut conn = diesel::PgConnection::establish(&url).unwrap();
+                db::prepare(&mut conn).map(|applied| applied.len())
+            })
+        })
+        .collect();
+    let applied: Vec<usize> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().expect("prepare succeeds"))
+        .collect();
+    assert_eq!(
+        applied.iter().sum::<usize>(),
+        migration_count(),
+        "applied exactly once"
+    );
+}
+
+#[test]
+fn every_table_and_column_is_commented() {
+    let db = TestDb::new();
+    let uncommented = db.json(
+        "SELECT c.relname, a.attname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         WHERE c.relname IN ('peer_connections', 'tetcore_logs') \
+           AND col_description(c.oid, a.attnum) IS NULL",
+    );
+    assert!(
+        uncommented.is_empty(),
+        "uncommented columns: {uncommented:?}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_class WHERE relname IN ('peer_connections', 'tetcore_logs', 'tetcore_logs_audit', 'tetcore_logs_expiring') AND obj_description(oid, 'pg_class') IS NOT NULL"),
+        4
+    );
+}
+
+#[test]
+fn partitions_exist_ahead_and_rows_in_the_default_move_to_their_day() {
+    let db = TestDb::new();
+    let ahead = db.count(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'tetcore_logs_expiring'::regclass \
+           AND c.relname >= 'tetcore_logs_expiring_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')",
+    );
+    assert!(
+        ahead > db::PARTITION_DAYS_AHEAD as i64,
+        "{ahead} partitions from today on"
+    );
+    // A row for a day without a partition lands in the default partition...
+    let mut conn = db.conn();
+    sql_query(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         VALUES (1, now() + interval '40 days', false, '{\"msg\":\"x\"}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs_expiring_default"),
+        1
+    );
+    // ...and moves to its own when that partition is created.
+    sql_query("SELECT tetcore_ensure_log_partitions((now() + interval '40 days')::date, 1)")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs_expiring_default"),
+        0
+    );
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 1);
+}

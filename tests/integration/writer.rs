@@ -1,0 +1,77 @@
+//! The DB writer on its own: rows PostgreSQL refuses are isolated, the rest of the batch stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use chrono::Utc;
+use tetcore_analytics::actors::writer::{Drain, Event, StoreEvents, Writer, WriterSettings};
+use tetcore_analytics::db;
+use tetcore_analytics::metrics::Metrics;
+use tokio::sync::Semaphore;
+
+use crate::common::TestDb;
+
+#[test]
+fn a_row_postgres_refuses_costs_only_that_row() {
+    let db = TestDb::new();
+    let metrics = Metrics::new();
+    let m = metrics.clone();
+    let url = db.url.clone();
+    let drained = actix::System::new().block_on(async move {
+        let writer = Writer::new(
+            db::pool(&url, 2),
+            WriterSettings {
+                batch_size: 1000,
+                save_latency: Duration::from_secs(60),
+            },
+            Arc::new(Semaphore::new(1 << 30)),
+            m.clone(),
+        )
+        .start();
+        let at = Utc::now();
+        let mut events = vec![Event::Opened {
+            session: 1,
+            ip_addr: "10.0.0.1".into(),
+            audit: false,
+            telemetry_id: 0,
+            at,
+        }];
+        for i in 0..1000 {
+            // jsonb refuses \u0000; the parser never lets one through, so it is made here.
+            let logs = if i == 321 {
+                r#"{"msg":"x","bad":"\u0000"}"#.to_owned()
+            } else {
+                format!(r#"{{"msg":"x","i":{i}}}"#)
+            };
+            events.push(Event::Log {
+                session: 1,
+                audit: false,
+                at,
+                logs,
+                cost: 10,
+            });
+        }
+        m.messages_queued.add(1000);
+        writer.send(StoreEvents(events)).await.unwrap();
+        tetcore_analytics::drain(&writer, Duration::from_secs(20)).await
+            && writer.send(Drain).await.unwrap() == 0
+    });
+    assert!(drained);
+    assert_eq!(metrics.rows_stored.get(), 999);
+    assert_eq!(
+        metrics.dropped_count(tetcore_analytics::metrics::DropReason::DbRejected),
+        1
+    );
+    assert_eq!(metrics.messages_queued.get(), 0);
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 999);
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs WHERE logs->>'i' = '321'"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM peer_connections WHERE ended_at IS NOT NULL"),
+        1,
+        "drain ends the sessions left open"
+    );
+}
