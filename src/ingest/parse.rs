@@ -382,4 +382,23 @@ mod tests {
         }
         assert!(frames > 100, "the recording has {frames} frames");
     }
+
+    #[test]
+    fn every_catalogue_example_parses_to_its_kind_in_every_era() {
+        let catalogue: Value =
+            serde_json::from_str(include_str!("../../telemetry_messages.json")).unwrap();
+        let messages = catalogue["messages"].as_object().unwrap();
+        assert!(messages.len() >= 20);
+        for (kind, entry) in messages {
+            let examples = entry["examples"].as_object().unwrap();
+            for era in ["modern", "tracing", "slog"] {
+                let frame = examples[era].to_string();
+                let parsed = parse_frame(frame.as_bytes()).unwrap();
+                assert_eq!(parsed.oddity, None, "{kind} {era}");
+                let v: Value = serde_json::from_str(&parsed.logs).unwrap();
+                assert_eq!(v["msg"], kind.as_str(), "{era}");
+                assert_eq!(parsed.telemetry_id, u64::from(era != "slog"));
+            }
+        }
+    }
 }

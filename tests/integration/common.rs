@@ -117,6 +117,14 @@ impl TestDb {
         TestDb { name, url }
     }
 
+    /// Not a database at all: a URL nothing answers, for tests of a missing database.
+    pub fn unreachable() -> TestDb {
+        TestDb {
+            name: String::new(),
+            url: "postgres://postgres@127.0.0.1:9/none".to_owned(),
+        }
+    }
+
     pub fn conn(&self) -> PgConnection {
         PgConnection::establish(&self.url).unwrap()
     }
@@ -152,6 +160,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
         let _ = sql_query(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name

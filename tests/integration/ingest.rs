@@ -474,3 +474,18 @@ fn stopping_writes_everything_received_and_ends_the_sessions() {
         0
     );
 }
+
+#[test]
+fn the_upgrade_does_not_wait_for_the_database() {
+    // A database that does not answer: nothing listens on port 9 of localhost.
+    let db = crate::common::TestDb::unreachable();
+    let app = TestApp::start(&db, &[]);
+    let started = Instant::now();
+    let mut node = FakeNode::connect(&app.url("/"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    node.binary(r#"{"msg":"system.interval","peers":1}"#);
+    wait_for("received and queued", Duration::from_secs(5), || {
+        app.metrics.messages_queued.get() == 1
+    });
+    assert_eq!(app.stored(), 0);
+}

@@ -107,3 +107,37 @@ fn partitions_exist_ahead_and_rows_in_the_default_move_to_their_day() {
     );
     assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 1);
 }
+
+/// `src/db/schema.rs` must describe the database the migrations make: the same columns, in the
+/// same order, with the same nullability (what `diesel print-schema` would check).
+#[test]
+fn schema_rs_matches_the_migrated_database() {
+    let db = TestDb::new();
+    let source = include_str!("../../src/db/schema.rs");
+    let mut tables: Vec<(String, Vec<(String, bool)>)> = Vec::new();
+    for line in source.lines().map(str::trim) {
+        if let Some(name) = line.strip_suffix(" (id) {") {
+            tables.push((name.to_owned(), Vec::new()));
+        } else if let Some((column, ty)) = line.split_once(" -> ") {
+            let columns = &mut tables.last_mut().expect("a column inside a table").1;
+            columns.push((column.to_owned(), ty.starts_with("Nullable<")));
+        }
+    }
+    assert_eq!(tables.len(), 2);
+    for (table, columns) in tables {
+        let actual: Vec<(String, bool)> = db
+            .json(&format!(
+                "SELECT column_name, is_nullable = 'YES' AS nullable FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"
+            ))
+            .into_iter()
+            .map(|c| {
+                (
+                    c["column_name"].as_str().unwrap().to_owned(),
+                    c["nullable"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(columns, actual, "{table}");
+    }
+}
