@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use actix_web::{dev::Server, web, App, HttpServer};
-use tokio::sync::Semaphore;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use tokio::sync::{watch, Semaphore};
 
 use actors::writer::{Drain, Writer, WriterSettings};
 use config::Config;
@@ -40,6 +41,23 @@ pub struct Service {
     pub addrs: Vec<SocketAddr>,
     pub writer: Addr<Writer>,
     pub metrics: Metrics,
+    pub stopper: Stopper,
+}
+
+/// Stops a service the way SIGTERM does; cheap to clone and usable from any thread.
+#[derive(Clone)]
+pub struct Stopper {
+    server: ServerHandle,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl Stopper {
+    /// Stops accepting, tells every session to stop reading and close, and waits (up to
+    /// `SHUTDOWN_TIMEOUT_S`) for the connections to end. Then await the server and `drain`.
+    pub async fn stop(&self) {
+        self.shutdown.send_replace(true);
+        self.server.stop(true).await;
+    }
 }
 
 /// Starts the writer and binds the server; must run inside an actix system. The database
@@ -57,6 +75,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         metrics.clone(),
     )
     .start();
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let ingest = web::Data::new(IngestState::new(
         writer.clone(),
         budget,
@@ -64,6 +83,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         config.heartbeat_interval,
         config.client_timeout,
         config.ws_max_payload,
+        shutdown_rx,
     ));
     let metrics_data = web::Data::new(metrics.clone());
     let server = HttpServer::new(move || {
@@ -75,13 +95,20 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     .workers(config.num_threads)
     .backlog(config.max_pending_connections)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .disable_signals()
     .bind((config.listen_addr, config.port))?;
     let addrs = server.addrs();
+    let server = server.run();
+    let stopper = Stopper {
+        server: server.handle(),
+        shutdown: Arc::new(shutdown),
+    };
     Ok(Service {
-        server: server.run(),
+        server,
         addrs,
         writer,
         metrics,
+        stopper,
     })
 }
 

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
         }
     };
     let pool = db::pool(&config.database_url, config.db_pool_size);
-    prepare_database(&pool).await;
+    prepare_database(&config.database_url).await;
     let service = match start(&config, pool) {
         Ok(service) => service,
         Err(e) => {
@@ -40,6 +40,12 @@ async fn main() -> ExitCode {
     for addr in &service.addrs {
         log::info!("listening: addr={addr} telemetry=ws://{addr}/ audit=ws://{addr}/audit");
     }
+    let stopper = service.stopper.clone();
+    actix_web::rt::spawn(async move {
+        let signal = stop_signal().await;
+        log::info!("{signal} received: stopping");
+        stopper.stop().await;
+    });
     if let Err(e) = service.server.await {
         log::error!("server failed: {e}");
     }
@@ -55,13 +61,35 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Waits for SIGTERM or SIGINT and names it.
+async fn stop_signal() -> &'static str {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            let term = std::pin::pin!(term.recv());
+            let int = std::pin::pin!(actix_web::rt::signal::ctrl_c());
+            match futures_util::future::select(term, int).await {
+                futures_util::future::Either::Left(_) => "SIGTERM",
+                futures_util::future::Either::Right(_) => "SIGINT",
+            }
+        }
+        Err(e) => {
+            log::warn!("cannot listen for SIGTERM ({e}); only SIGINT stops the service");
+            let _ = actix_web::rt::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
 /// Applies migrations and partitions, retrying while the database cannot be reached.
-async fn prepare_database(pool: &db::DbPool) {
+async fn prepare_database(database_url: &str) {
     let mut delay = Duration::from_millis(500);
     loop {
-        let pool = pool.clone();
+        let url = database_url.to_owned();
         let result = actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(|e| db::SetupError(e.to_string()))?;
+            use diesel::Connection;
+            let mut conn =
+                diesel::PgConnection::establish(&url).map_err(|e| db::SetupError(e.to_string()))?;
             db::prepare(&mut conn)
         })
         .await;

@@ -82,14 +82,17 @@ pub enum CloseReason {
     Oversize,
     /// A frame the codec could not read.
     Protocol,
+    /// The service is stopping.
+    Shutdown,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 4] = [
+    pub const ALL: [CloseReason; 5] = [
         CloseReason::Client,
         CloseReason::Timeout,
         CloseReason::Oversize,
         CloseReason::Protocol,
+        CloseReason::Shutdown,
     ];
 
     pub fn label(self) -> &'static str {
@@ -98,6 +101,7 @@ impl CloseReason {
             CloseReason::Timeout => "timeout",
             CloseReason::Oversize => "oversize",
             CloseReason::Protocol => "protocol_error",
+            CloseReason::Shutdown => "shutdown",
         }
     }
 }

@@ -29,13 +29,15 @@ pub const PARTITION_DAYS_AHEAD: i32 = 7;
 /// Any i64 that no other code of ours uses as an advisory lock key.
 const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
 
-/// A pool that connects lazily: building it never fails because the database is down.
+/// A pool that connects lazily: building it never fails because the database is down. Each
+/// checkout is tested (one round trip per batch), so connections broken by a database restart
+/// are replaced instead of failing a write each.
 pub fn pool(database_url: &str, size: u32) -> DbPool {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(POOL_TIMEOUT)
-        .test_on_check_out(false)
+        .test_on_check_out(true)
         .build_unchecked(ConnectionManager::new(database_url))
 }
 

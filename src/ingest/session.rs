@@ -17,7 +17,8 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, ProtocolError, Session};
 use chrono::Utc;
-use tokio::sync::Semaphore;
+use futures_util::future::{select, Either};
+use tokio::sync::{watch, Semaphore};
 
 use super::parse::parse_frame;
 use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
@@ -35,6 +36,8 @@ pub struct IngestState {
     pub heartbeat: Duration,
     pub client_timeout: Duration,
     pub max_payload: usize,
+    /// Becomes true when the service stops: sessions stop reading and close.
+    pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
 }
 
@@ -46,6 +49,7 @@ impl IngestState {
         heartbeat: Duration,
         client_timeout: Duration,
         max_payload: usize,
+        shutdown: watch::Receiver<bool>,
     ) -> IngestState {
         IngestState {
             writer,
@@ -54,6 +58,7 @@ impl IngestState {
             heartbeat,
             client_timeout,
             max_payload,
+            shutdown,
             next_session: AtomicU64::new(1),
         }
     }
@@ -127,14 +132,16 @@ impl Connection {
         // After a fatal frame, messages the codec had already decoded are still taken, but
         // nothing more is waited for.
         let mut fatal: Option<CloseReason> = None;
+        let mut shutdown = self.state.shutdown.clone();
         let reason = loop {
             let wait = match fatal {
                 Some(_) => Duration::ZERO,
                 None => next_tick.saturating_duration_since(Instant::now()),
             };
-            let item = match actix_web::rt::time::timeout(wait, stream.recv()).await {
-                Ok(item) => item,
-                Err(_) => {
+            let item = match next(&mut stream, wait, &mut shutdown).await {
+                Next::Shutdown => break CloseReason::Shutdown,
+                Next::Item(item) => item,
+                Next::Idle => {
                     if let Some(reason) = fatal {
                         break reason;
                     }
@@ -187,7 +194,7 @@ impl Connection {
         let close = match reason {
             CloseReason::Oversize => Some(CloseCode::Size),
             CloseReason::Protocol => Some(CloseCode::Protocol),
-            CloseReason::Timeout => Some(CloseCode::Away),
+            CloseReason::Timeout | CloseReason::Shutdown => Some(CloseCode::Away),
             CloseReason::Client => None,
         };
         // Ending this task drops the stream and the TCP connection with it: clients ignore
@@ -312,6 +319,31 @@ impl Connection {
             .with_label_values(&[mode_label(self.audit)])
             .sub(events.len() as i64);
         self.send(events, 0).await;
+    }
+}
+
+enum Next {
+    Item(Option<Result<AggregatedMessage, ProtocolError>>),
+    /// Nothing arrived within the wait.
+    Idle,
+    Shutdown,
+}
+
+/// The next frame, or `Idle` after `wait`, or `Shutdown` as soon as the service stops.
+async fn next(
+    stream: &mut AggregatedMessageStream,
+    wait: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Next {
+    if *shutdown.borrow() {
+        return Next::Shutdown;
+    }
+    let recv = std::pin::pin!(actix_web::rt::time::timeout(wait, stream.recv()));
+    let stop = std::pin::pin!(shutdown.changed());
+    match select(recv, stop).await {
+        Either::Left((Ok(item), _)) => Next::Item(item),
+        Either::Left((Err(_), _)) => Next::Idle,
+        Either::Right(_) => Next::Shutdown,
     }
 }
 

@@ -189,7 +189,7 @@ fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub metrics: Metrics,
-    server: actix_web::dev::ServerHandle,
+    stopper: tetcore_analytics::Stopper,
     thread: Option<JoinHandle<bool>>,
 }
 
@@ -217,20 +217,23 @@ impl TestApp {
             actix::System::new().block_on(async move {
                 let pool = db::pool(&config.database_url, config.db_pool_size);
                 let service = start(&config, pool).expect("service starts");
-                let handle = service.server.handle();
-                tx.send((service.addrs[0], service.metrics.clone(), handle))
-                    .unwrap();
+                tx.send((
+                    service.addrs[0],
+                    service.metrics.clone(),
+                    service.stopper.clone(),
+                ))
+                .unwrap();
                 let _ = service.server.await;
                 drain(&service.writer, config.shutdown_timeout).await
             })
         });
-        let (addr, metrics, server) = rx
+        let (addr, metrics, stopper) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("service started");
         TestApp {
             addr,
             metrics,
-            server,
+            stopper,
             thread: Some(thread),
         }
     }
@@ -248,8 +251,8 @@ impl TestApp {
         let Some(thread) = self.thread.take() else {
             return true;
         };
-        let server = self.server.clone();
-        std::thread::spawn(move || actix::System::new().block_on(server.stop(true)));
+        let stopper = self.stopper.clone();
+        std::thread::spawn(move || actix::System::new().block_on(stopper.stop()));
         thread.join().unwrap_or(false)
     }
 
@@ -306,28 +309,7 @@ impl TestApp {
 
     /// GET over plain HTTP/1.1; returns (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        http_get(self.addr, path)
     }
 }
 
@@ -335,6 +317,38 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop_inner();
     }
+}
+
+/// GET over plain HTTP/1.1; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of an unlabelled sample in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in the metrics"))
 }
 
 /// Polls `condition` until it holds; panics naming `what` after `limit`.

@@ -3,5 +3,6 @@
 
 mod common;
 mod ingest;
+mod process;
 mod schema;
 mod writer;

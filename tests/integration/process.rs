@@ -1,0 +1,195 @@
+//! The real binary as an operator runs it: signals, exit codes, logs.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::{http_get, metric, wait_for, FakeNode, TestDb};
+
+/// The service binary, its address, and its log lines as they come.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Process {
+    pub fn start(database_url: &str, settings: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tetcore-analytics"));
+        command
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("LISTEN_ADDR", "127.0.0.1")
+            .env("PORT", "0")
+            .env("NUM_THREADS", "2")
+            .env("RUST_LOG", "info")
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in settings {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the service logs where it listens");
+            if let Some(rest) = line.split("listening: addr=").nth(1) {
+                break rest.split(' ').next().unwrap().parse().unwrap();
+            }
+        };
+        Process { child, addr, log }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit; returns its code and every log line.
+    pub fn wait(mut self, limit: Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the service did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status.code(), self.log.try_iter().collect())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        metric(&http_get(self.addr, "/metrics").1, name)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigterm_writes_every_message_held_in_memory_and_exits_0() {
+    let db = TestDb::new();
+    let service = Process::start(
+        &db.url,
+        &[
+            ("DB_BATCH_SIZE", "100000"),
+            ("DB_SAVE_LATENCY_MS", "3600000"),
+            ("SHUTDOWN_TIMEOUT_S", "20"),
+        ],
+    );
+    // Nodes that stay connected, as real ones do while a server stops.
+    let mut nodes: Vec<FakeNode> = (0..5)
+        .map(|_| FakeNode::connect(&service.url("/")))
+        .collect();
+    for i in 0..5000 {
+        nodes[i % 5].binary(&format!(
+            r#"{{"id":1,"payload":{{"msg":"system.interval","i":{i}}},"ts":"t"}}"#
+        ));
+    }
+    wait_for("5000 messages in memory", Duration::from_secs(20), || {
+        service.metric("tetcore_messages_received_total") == 5000.0
+    });
+    assert_eq!(service.metric("tetcore_rows_stored_total"), 0.0);
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 0);
+    let stopping = Instant::now();
+    service.signal("TERM");
+    let (code, log) = service.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{log:#?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "open sockets do not hold the shutdown up"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("SIGTERM received")),
+        "{log:#?}"
+    );
+    assert!(log
+        .iter()
+        .any(|l| l.contains("all received messages written")));
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 5000);
+    assert_eq!(
+        db.count("SELECT count(*) FROM peer_connections WHERE ended_at IS NULL"),
+        0,
+        "sessions are marked ended"
+    );
+    drop(nodes);
+}
+
+#[test]
+fn a_setting_that_does_not_parse_stops_the_start_naming_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tetcore-analytics"))
+        .env_clear()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:9/x")
+        .env("DB_BATCH_SIZE", "many")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid DB_BATCH_SIZE"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn start_up_waits_for_an_unreachable_database_without_exiting() {
+    let service = Process::start_expecting_no_listen("postgres://postgres@127.0.0.1:9/none");
+    let (code, log) = service;
+    assert_eq!(code, None, "still running");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("database not ready, retrying")),
+        "{log:#?}"
+    );
+}
+
+impl Process {
+    /// Starts the binary against a database that never answers and watches it for 3 s.
+    fn start_expecting_no_listen(database_url: &str) -> (Option<i32>, Vec<String>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tetcore-analytics"))
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("PORT", "0")
+            .env("RUST_LOG", "info")
+            .current_dir(std::env::temp_dir())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        let code = child.try_wait().unwrap().and_then(|s| s.code());
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut text = String::new();
+        use std::io::Read;
+        let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+        (code, text.lines().map(str::to_owned).collect())
+    }
+}
