@@ -38,6 +38,8 @@ pub fn pool(database_url: &str, size: u32) -> DbPool {
         .min_idle(Some(0))
         .connection_timeout(POOL_TIMEOUT)
         .test_on_check_out(true)
+        // The writer logs failed writes itself, once per attempt, with the pool's last error.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build_unchecked(ConnectionManager::new(database_url))
 }
 

@@ -151,14 +151,13 @@ impl Connection {
                     if session.ping(b"").await.is_err() {
                         break CloseReason::Client;
                     }
-                    next_tick += heartbeat;
+                    next_tick = Instant::now() + heartbeat;
                     continue;
                 }
             };
             match item {
                 None => break fatal.unwrap_or(CloseReason::Client),
                 Some(Ok(message)) => {
-                    last_seen = Instant::now();
                     match message {
                         AggregatedMessage::Text(text) => self.frame(text.as_bytes()).await,
                         AggregatedMessage::Binary(bytes) => self.frame(&bytes).await,
@@ -169,6 +168,9 @@ impl Connection {
                         AggregatedMessage::Pong(_) => {}
                         AggregatedMessage::Close(_) => break fatal.unwrap_or(CloseReason::Client),
                     }
+                    // After the frame is handled: time spent waiting for the write budget is
+                    // ours, not the node's silence.
+                    last_seen = Instant::now();
                 }
                 Some(Err(error)) => match (classify(&error), fatal) {
                     (FrameError::NotUtf8, _) => {

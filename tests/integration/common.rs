@@ -119,9 +119,14 @@ impl TestDb {
 
     /// Not a database at all: a URL nothing answers, for tests of a missing database.
     pub fn unreachable() -> TestDb {
+        TestDb::foreign("postgres://postgres@127.0.0.1:9/none".to_owned())
+    }
+
+    /// A database this harness did not create and will not drop.
+    pub fn foreign(url: String) -> TestDb {
         TestDb {
             name: String::new(),
-            url: "postgres://postgres@127.0.0.1:9/none".to_owned(),
+            url,
         }
     }
 

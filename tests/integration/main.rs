@@ -3,6 +3,7 @@
 
 mod common;
 mod ingest;
+mod outage;
 mod process;
 mod schema;
 mod writer;
