@@ -9,7 +9,7 @@
 //! - `config`: every setting, read once from the environment.
 //! - `metrics`: the Prometheus registry and the bounded label sets.
 //! - `ingest`: WebSocket sessions, wire types and the parser.
-//! - `actors`: the DB writer.
+//! - `actors`: the DB writer and the purge (retention).
 //! - `db`: pool, embedded migrations, schema and queries.
 //! - `api`: the route table.
 
@@ -29,6 +29,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::{watch, Semaphore};
 
+use actors::purge::Purge;
 use actors::writer::{Drain, Writer, WriterSettings};
 use config::Config;
 use db::DbPool;
@@ -41,6 +42,7 @@ pub struct Service {
     pub addrs: Vec<SocketAddr>,
     pub writer: Addr<Writer>,
     pub metrics: Metrics,
+    pub purge: Addr<Purge>,
     pub stopper: Stopper,
 }
 
@@ -64,6 +66,13 @@ impl Stopper {
 /// must already be prepared (`db::prepare`).
 pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let metrics = Metrics::new();
+    let purge = Purge::new(
+        pool.clone(),
+        config.purge_interval,
+        config.log_expiry,
+        metrics.clone(),
+    )
+    .start();
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
     let writer = Writer::new(
         pool,
@@ -108,6 +117,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         addrs,
         writer,
         metrics,
+        purge,
         stopper,
     })
 }

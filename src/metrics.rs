@@ -151,6 +151,11 @@ pub struct Metrics {
     pub batch_write_seconds: Histogram,
     pub db_errors: IntCounterVec,
     pub db_retries: IntCounter,
+    pub purge_runs: IntCounterVec,
+    pub purge_seconds: Histogram,
+    pub purge_partitions: IntCounter,
+    pub purge_rows: IntCounter,
+    pub purge_sessions: IntCounter,
 }
 
 impl Metrics {
@@ -253,6 +258,37 @@ impl Metrics {
                 "Batch writes retried after the database was unavailable.",
             )
             .expect("valid metric"),
+            purge_runs: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_purge_runs_total",
+                    "Retention passes, by result (done; skipped: another instance was purging; failed).",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            purge_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_purge_duration_seconds",
+                    "Time of one completed retention pass.",
+                )
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0]),
+            )
+            .expect("valid metric"),
+            purge_partitions: IntCounter::new(
+                "tetcore_purge_partitions_removed_total",
+                "Day partitions of expired messages dropped.",
+            )
+            .expect("valid metric"),
+            purge_rows: IntCounter::new(
+                "tetcore_purge_rows_removed_total",
+                "Expired message rows removed (rows in dropped partitions by PostgreSQL's estimate).",
+            )
+            .expect("valid metric"),
+            purge_sessions: IntCounter::new(
+                "tetcore_purge_sessions_removed_total",
+                "Ended sessions removed with their expired messages.",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -276,6 +312,11 @@ impl Metrics {
             Box::new(self.batch_write_seconds.clone()),
             Box::new(self.db_errors.clone()),
             Box::new(self.db_retries.clone()),
+            Box::new(self.purge_runs.clone()),
+            Box::new(self.purge_seconds.clone()),
+            Box::new(self.purge_partitions.clone()),
+            Box::new(self.purge_rows.clone()),
+            Box::new(self.purge_sessions.clone()),
         ];
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");
@@ -296,6 +337,9 @@ impl Metrics {
         }
         for r in CloseReason::ALL {
             self.connections_closed.with_label_values(&[r.label()]);
+        }
+        for result in ["done", "skipped", "failed"] {
+            self.purge_runs.with_label_values(&[result]);
         }
         for k in [DbErrorKind::Unavailable, DbErrorKind::Refused] {
             self.db_errors.with_label_values(&[k.label()]);

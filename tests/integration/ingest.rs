@@ -489,3 +489,61 @@ fn the_upgrade_does_not_wait_for_the_database() {
     });
     assert_eq!(app.stored(), 0);
 }
+
+#[test]
+fn two_instances_write_to_one_database_at_once() {
+    let db = TestDb::new();
+    let apps = [
+        TestApp::start(
+            &db,
+            &[("DB_SAVE_LATENCY_MS", "10"), ("DB_BATCH_SIZE", "50")],
+        ),
+        TestApp::start(
+            &db,
+            &[("DB_SAVE_LATENCY_MS", "10"), ("DB_BATCH_SIZE", "50")],
+        ),
+    ];
+    let senders: Vec<_> = (0..8)
+        .map(|n| {
+            let url = apps[n % 2].url(if n % 4 < 2 { "/" } else { "/audit" });
+            std::thread::spawn(move || {
+                let mut node = FakeNode::connect(&url);
+                for id in 1..=2 {
+                    node.binary(&format!(
+                        r#"{{"id":{id},"payload":{{"msg":"system.connected","name":"n{n}-{id}","network_id":"12D3KooW{n}x{id}"}},"ts":"t"}}"#
+                    ));
+                }
+                for i in 0..500 {
+                    node.binary(&format!(
+                        r#"{{"id":{},"payload":{{"msg":"block.import","height":{i}}},"ts":"t"}}"#,
+                        1 + i % 2
+                    ));
+                }
+                node
+            })
+        })
+        .collect();
+    let nodes: Vec<FakeNode> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    wait_for(
+        "both instances stored everything",
+        Duration::from_secs(30),
+        || apps[0].stored() + apps[1].stored() == 8 * 502,
+    );
+    assert!(apps[0].stored() > 0 && apps[1].stored() > 0);
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), 8 * 502);
+    assert_eq!(db.count("SELECT count(*) FROM peer_connections"), 16);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT peer_id) FROM peer_connections"),
+        16
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM (SELECT peer_connection_id FROM tetcore_logs GROUP BY 1 HAVING count(*) = 251) s"),
+        16,
+        "each node session got exactly its own messages"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM peer_connections WHERE audit"),
+        8
+    );
+    drop(nodes);
+}

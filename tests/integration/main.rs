@@ -5,5 +5,6 @@ mod common;
 mod ingest;
 mod outage;
 mod process;
+mod purge;
 mod schema;
 mod writer;

@@ -2,4 +2,5 @@
 
 pub mod logs;
 pub mod partitions;
+pub mod purge;
 pub mod sessions;

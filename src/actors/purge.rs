@@ -1,0 +1,124 @@
+//! The purge actor: every `PURGE_INTERVAL_S`, removes non-audit messages older than
+//! `LOG_EXPIRY_H` (and the ended sessions they belonged to) and creates the partitions ingest
+//! will need. Runs on a blocking thread; only one instance purges at a time. A failed pass is
+//! logged and counted and the next one tries again; nothing it skips is lost, only kept longer.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use crate::db::queries::purge::{self, PurgeReport};
+use crate::db::{DbPool, PARTITION_DAYS_AHEAD};
+use crate::metrics::Metrics;
+
+pub struct Purge {
+    pool: DbPool,
+    interval: Duration,
+    expiry: Duration,
+    metrics: Metrics,
+    running: bool,
+}
+
+/// What a pass came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeOutcome {
+    Done(PurgeReport),
+    /// Another instance holds the purge lock.
+    Skipped,
+    /// A pass was already running in this instance.
+    Busy,
+}
+
+/// Run a pass now (the timer sends this too).
+#[derive(Message)]
+#[rtype(result = "Result<PurgeOutcome, String>")]
+pub struct PurgeExpired;
+
+impl Purge {
+    pub fn new(pool: DbPool, interval: Duration, expiry: Duration, metrics: Metrics) -> Purge {
+        Purge {
+            pool,
+            interval,
+            expiry,
+            metrics,
+            running: false,
+        }
+    }
+}
+
+impl Actor for Purge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.interval, |_, ctx| {
+            ctx.notify(PurgeExpired);
+        });
+    }
+}
+
+impl Handler<PurgeExpired> for Purge {
+    type Result = ResponseActFuture<Self, Result<PurgeOutcome, String>>;
+
+    fn handle(&mut self, _: PurgeExpired, _: &mut Context<Self>) -> Self::Result {
+        if self.running {
+            return Box::pin(fut::ready(Ok(PurgeOutcome::Busy)));
+        }
+        self.running = true;
+        let pool = self.pool.clone();
+        let cutoff = chrono::TimeDelta::from_std(self.expiry)
+            .ok()
+            .and_then(|expiry| Utc::now().checked_sub_signed(expiry))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let started = Instant::now();
+        let job = actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            purge::run(&mut conn, cutoff, PARTITION_DAYS_AHEAD).map_err(|e| e.to_string())
+        });
+        Box::pin(job.into_actor(self).map(move |joined, purge, _| {
+            purge.running = false;
+            let result = match joined {
+                Ok(Ok(Some(report))) => Ok(PurgeOutcome::Done(report)),
+                Ok(Ok(None)) => Ok(PurgeOutcome::Skipped),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e.to_string()),
+            };
+            purge.record(&result, started.elapsed());
+            result
+        }))
+    }
+}
+
+impl Purge {
+    fn record(&self, result: &Result<PurgeOutcome, String>, took: Duration) {
+        let m = &self.metrics;
+        match result {
+            Ok(PurgeOutcome::Done(r)) => {
+                m.purge_runs.with_label_values(&["done"]).inc();
+                m.purge_seconds.observe(took.as_secs_f64());
+                m.purge_partitions.inc_by(r.partitions_dropped);
+                m.purge_rows
+                    .inc_by(r.rows_deleted + r.rows_dropped_estimate);
+                m.purge_sessions.inc_by(r.sessions_deleted);
+                log::info!(
+                    "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} partitions_deferred={} took_ms={}",
+                    r.partitions_dropped,
+                    r.rows_dropped_estimate,
+                    r.rows_deleted,
+                    r.sessions_deleted,
+                    r.partitions_deferred,
+                    took.as_millis()
+                );
+            }
+            Ok(PurgeOutcome::Skipped) => {
+                m.purge_runs.with_label_values(&["skipped"]).inc();
+                log::debug!("purge pass skipped: another instance is purging");
+            }
+            Ok(PurgeOutcome::Busy) => {}
+            Err(e) => {
+                m.purge_runs.with_label_values(&["failed"]).inc();
+                log::warn!("purge pass failed, next one retries: error={e}");
+            }
+        }
+    }
+}
