@@ -193,3 +193,42 @@ impl Process {
         (code, text.lines().map(str::to_owned).collect())
     }
 }
+
+/// The load generator is a client none of the service's code shares: every message it says it
+/// sent must be stored, for every envelope, with one session per node id.
+#[test]
+fn the_load_generator_delivers_what_it_reports_in_every_envelope() {
+    let db = TestDb::new();
+    let app = crate::common::TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let mut total = 0;
+    for (envelope, ids) in [("modern", 2), ("tracing", 2), ("slog", 1)] {
+        let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(["--url", &app.url("/"), "--connections", "4", "--ids", "2"])
+            .args(["--rate", "50", "--seconds", "1", "--threads", "2"])
+            .args(["--envelope", envelope])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["connected"], 4, "{report}");
+        assert_eq!(report["write_failures"], 0);
+        let sent = report["sent"].as_u64().unwrap();
+        assert!(
+            sent >= 4 * ids * 40,
+            "{envelope}: {sent} sent at 50/s per node"
+        );
+        total += sent;
+        wait_for("all stored", Duration::from_secs(20), || {
+            app.stored() == total
+        });
+    }
+    assert_eq!(app.odd("unknown_msg") + app.odd("no_msg"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM peer_connections"),
+        4 * 2 + 4 * 2 + 4
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs WHERE logs ? 'lg_sent_us'"),
+        total as i64
+    );
+}
