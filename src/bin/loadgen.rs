@@ -3,8 +3,8 @@
 //! Opens N WebSocket connections (each carrying K node ids), opens every id with
 //! `system.connected`, then sends the real message mix of `../shared/PROTOCOL.md` as masked
 //! binary frames, paced per node or as fast as the socket takes. Like a real client it never
-//! reads after the handshake, so pings go unanswered (at the end it half-closes and waits for
-//! the server to close, so that every message written is delivered). Each payload carries `lg_sent_us` (send
+//! reads while sending, so pings go unanswered. At the end it waits for the server to close the
+//! idle connection (`CLIENT_TIMEOUT_S` later), so every message it counts has been read. Each payload carries `lg_sent_us` (send
 //! time, µs since the epoch) for receive-to-commit latency. Prints one JSON line of what it sent.
 //!
 //! ```text
@@ -19,6 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix_web::rt::net::TcpStream;
 use actix_web::rt::time::{sleep, sleep_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const USAGE: &str = "usage: loadgen --url ws://HOST:PORT/PATH [--connections 100] [--ids 1] \
+[--rate 0 (messages/s per node id; 0 = full speed)] [--seconds 30] \
+[--envelope modern|tracing|slog] [--threads CPUs] [--connect-per-second 2000]";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Envelope {
@@ -74,6 +78,9 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.to_owned());
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |v: &str| {
             v.parse::<f64>()
@@ -244,14 +251,11 @@ async fn node(args: Args, n: usize, deadline: tokio::time::Instant) -> Stats {
     stats
 }
 
-/// Ends the connection so that everything written is delivered: a plain close with the
-/// server's unread pings in our receive buffer would make the kernel send a reset, which
-/// destroys data still in flight (real nodes lose it that way). Half-close, then read (and
-/// discard) until the server closes too.
+/// Waits, reading and discarding (pings), until the server closes the connection: it does so
+/// `CLIENT_TIMEOUT_S` after the last frame it read, so everything written has been read. (A
+/// plain close with unread pings would reset the connection and destroy data in flight, as it
+/// does for real nodes; a half-close could lose what the server had buffered but not read.)
 async fn finish(stream: &mut TcpStream) {
-    if stream.shutdown().await.is_err() {
-        return;
-    }
     let mut sink = [0u8; 4096];
     let drain = async {
         while let Ok(n) = stream.read(&mut sink).await {
@@ -260,7 +264,7 @@ async fn finish(stream: &mut TcpStream) {
             }
         }
     };
-    let _ = actix_web::rt::time::timeout(Duration::from_secs(60), drain).await;
+    let _ = actix_web::rt::time::timeout(Duration::from_secs(300), drain).await;
 }
 
 async fn write(stream: &mut TcpStream, buf: &mut Vec<u8>, stats: &mut Stats) -> Result<(), ()> {

@@ -199,7 +199,14 @@ impl Process {
 #[test]
 fn the_load_generator_delivers_what_it_reports_in_every_envelope() {
     let db = TestDb::new();
-    let app = crate::common::TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let app = crate::common::TestApp::start(
+        &db,
+        &[
+            ("DB_SAVE_LATENCY_MS", "20"),
+            ("HEARTBEAT_INTERVAL", "1"),
+            ("CLIENT_TIMEOUT_S", "1"),
+        ],
+    );
     let mut total = 0;
     for (envelope, ids) in [("modern", 2), ("tracing", 2), ("slog", 1)] {
         let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
