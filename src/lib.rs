@@ -75,7 +75,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     .start();
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
     let writer = Writer::new(
-        pool,
+        config.database_url.clone(),
         WriterSettings {
             batch_size: config.db_batch_size,
             save_latency: config.db_save_latency,

@@ -2,11 +2,11 @@
 //! batches of up to `DB_BATCH_SIZE` messages, or when the oldest waiting event is
 //! `DB_SAVE_LATENCY_MS` old, whichever comes first, one batch at a time, on a blocking thread.
 //!
-//! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`)
-//! and ended sessions. If PostgreSQL refuses some rows, the batch is split until those rows
-//! are isolated; they are dropped and counted (`db_rejected`), the rest is stored. If PostgreSQL
-//! cannot be reached, the batch goes back to the head of the queue and is retried with capped,
-//! jittered backoff. Memory is bounded by the write budget the sockets take from before sending
+//! A batch is one transaction on the writer's own connection: new sessions, `system.connected`
+//! updates, the messages (`COPY`) and ended sessions. If PostgreSQL refuses some rows, the
+//! batch is written again with savepoints and split until those rows are isolated; they are
+//! dropped and counted (`db_rejected`), the rest is stored. If PostgreSQL cannot be reached,
+//! the batch goes back to the head of the queue and is retried with capped, jittered backoff. Memory is bounded by the write budget the sockets take from before sending
 //! (`WRITE_QUEUE_MAX_BYTES`); it is given back only when the rows are stored or dropped.
 
 use std::collections::{HashMap, VecDeque};
@@ -19,9 +19,9 @@ use diesel::pg::PgConnection;
 use diesel::Connection;
 use tokio::sync::Semaphore;
 
+use crate::db;
 use crate::db::models::{LogRow, NewSession, NodeInfo};
 use crate::db::queries::{logs, sessions};
-use crate::db::{self, DbPool};
 use crate::metrics::{DbErrorKind, DropReason, Metrics};
 
 /// Identifies a node session (connection, telemetry id) within this process.
@@ -94,15 +94,13 @@ pub struct WriterSettings {
 }
 
 pub struct Writer {
-    pool: DbPool,
     settings: WriterSettings,
     budget: Arc<Semaphore>,
     metrics: Metrics,
     queue: VecDeque<Event>,
     queued_rows: usize,
-    /// Database ids of this process's sessions that are written and not yet ended. `None`
-    /// while lent to the write in progress.
-    ids: Option<HashMap<SessionKey, i64>>,
+    /// The connection and session ids; `None` while lent to the write in progress.
+    store: Option<Store>,
     writing: bool,
     draining: bool,
     timer: Option<SpawnHandle>,
@@ -111,19 +109,22 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(
-        pool: DbPool,
+        database_url: String,
         settings: WriterSettings,
         budget: Arc<Semaphore>,
         metrics: Metrics,
     ) -> Writer {
         Writer {
-            pool,
             settings,
             budget,
             metrics,
             queue: VecDeque::new(),
             queued_rows: 0,
-            ids: Some(HashMap::new()),
+            store: Some(Store {
+                database_url,
+                conn: None,
+                ids: HashMap::new(),
+            }),
             writing: false,
             draining: false,
             timer: None,
@@ -158,7 +159,7 @@ impl Writer {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        let Some(mut ids) = self.ids.take() else {
+        let Some(mut store) = self.store.take() else {
             return;
         };
         let mut batch = Vec::new();
@@ -174,23 +175,27 @@ impl Writer {
         }
         self.queued_rows -= rows;
         self.writing = true;
-        let pool = self.pool.clone();
         let started = Instant::now();
+        let url = store.database_url.clone();
         let job = actix_web::rt::task::spawn_blocking(move || {
-            let result = write(&pool, &batch, &mut ids);
-            (batch, ids, result)
+            let result = store.write(&batch);
+            (batch, store, result)
         });
         ctx.spawn(
             job.into_actor(self)
                 .map(move |joined, writer, ctx| match joined {
-                    Ok((batch, ids, result)) => {
-                        writer.ids = Some(ids);
+                    Ok((batch, store, result)) => {
+                        writer.store = Some(store);
                         writer.finish(batch, result, started, ctx);
                     }
                     Err(e) => {
                         // The blocking task panicked: a bug, not data. Its batch is gone.
                         log::error!("batch writer task failed: {e}; its messages are lost");
-                        writer.ids = Some(HashMap::new());
+                        writer.store = Some(Store {
+                            database_url: url,
+                            conn: None,
+                            ids: HashMap::new(),
+                        });
                         writer.writing = false;
                     }
                 }),
@@ -293,7 +298,7 @@ impl Handler<Drain> for Writer {
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> usize {
         self.draining = true;
         let idle = self.queue.is_empty() && !self.writing;
-        if let (true, Some(ids)) = (idle, &self.ids) {
+        if let (true, Some(Store { ids, .. })) = (idle, &self.store) {
             // The server has stopped: sessions that did not get to close end now.
             let at = Utc::now();
             self.queue
@@ -313,26 +318,67 @@ struct Written {
     refused_attempts: u64,
 }
 
-/// Writes one batch in one transaction. `Err` means the database could not be reached (or
-/// failed in a way splitting cannot help); nothing of the batch is then kept and `ids` is as
-/// it was.
-fn write(
-    pool: &DbPool,
-    batch: &[Event],
-    ids: &mut HashMap<SessionKey, i64>,
-) -> Result<Written, String> {
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    let mut new_ids = HashMap::new();
-    let written = conn
-        .transaction(|conn| write_in_transaction(conn, batch, ids, &mut new_ids))
-        .map_err(|e| e.to_string())?;
-    ids.extend(new_ids);
-    for event in batch {
-        if let Event::Closed { session, .. } = event {
-            ids.remove(session);
+/// The writer's own connection to PostgreSQL (made on first use, dropped after any failure so
+/// the next attempt starts afresh) and the database ids of this process's sessions that are
+/// written and not yet ended.
+struct Store {
+    database_url: String,
+    conn: Option<PgConnection>,
+    ids: HashMap<SessionKey, i64>,
+}
+
+/// How a batch is written. `Fast`: no savepoints, three round trips for a batch of messages;
+/// if PostgreSQL refuses anything, the transaction is rolled back and the batch written again
+/// `Careful`ly: every statement in a savepoint, refused rows isolated by splitting.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Fast,
+    Careful,
+}
+
+impl Store {
+    /// Writes one batch in one transaction. `Err` means the database could not be reached (or
+    /// failed in a way splitting cannot help); nothing of the batch is then kept and `ids` is
+    /// as it was.
+    fn write(&mut self, batch: &[Event]) -> Result<Written, String> {
+        if self.conn.is_none() {
+            let conn = PgConnection::establish(&self.database_url).map_err(|e| e.to_string())?;
+            self.conn = Some(conn);
         }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err("no connection".into());
+        };
+        let mut new_ids = HashMap::new();
+        let ids = &self.ids;
+        // A batch of messages alone is one COPY, atomic by itself: no BEGIN and COMMIT needed.
+        let only_messages = batch.iter().all(|e| matches!(e, Event::Log { .. }));
+        let mut attempt = |conn: &mut PgConnection, mode| {
+            new_ids.clear();
+            if only_messages && mode == Mode::Fast {
+                write_in_transaction(conn, batch, ids, &mut new_ids, mode)
+            } else {
+                conn.transaction(|c| write_in_transaction(c, batch, ids, &mut new_ids, mode))
+            }
+        };
+        let result = match attempt(conn, Mode::Fast) {
+            Err(_) if db::answers(conn) => attempt(conn, Mode::Careful),
+            other => other,
+        };
+        let written = match result {
+            Ok(written) => written,
+            Err(e) => {
+                self.conn = None;
+                return Err(e.to_string());
+            }
+        };
+        self.ids.extend(new_ids);
+        for event in batch {
+            if let Event::Closed { session, .. } = event {
+                self.ids.remove(session);
+            }
+        }
+        Ok(written)
     }
-    Ok(written)
 }
 
 fn write_in_transaction(
@@ -340,6 +386,7 @@ fn write_in_transaction(
     batch: &[Event],
     ids: &HashMap<SessionKey, i64>,
     new_ids: &mut HashMap<SessionKey, i64>,
+    mode: Mode,
 ) -> diesel::QueryResult<Written> {
     // 1. Sessions opened in this batch, with the latest system.connected they sent in it.
     let mut latest: HashMap<SessionKey, (DateTime<Utc>, &NodeInfo)> = HashMap::new();
@@ -354,7 +401,10 @@ fn write_in_transaction(
         .iter()
         .filter(|e| matches!(e, Event::Opened { session, .. } if !ids.contains_key(session)))
         .collect();
-    let fresh = sessions::allocate_ids(conn, opened.len())?;
+    let fresh = match opened.len() {
+        0 => Vec::new(),
+        n => sessions::allocate_ids(conn, n)?,
+    };
     let mut rows = Vec::with_capacity(opened.len());
     for (event, id) in opened.into_iter().zip(fresh) {
         if let Event::Opened {
@@ -376,12 +426,21 @@ fn write_in_transaction(
             });
         }
     }
-    insert_sessions(conn, &rows)?;
+    match mode {
+        Mode::Fast => {
+            sessions::insert(conn, &rows)?;
+        }
+        Mode::Careful => insert_sessions(conn, &rows)?,
+    }
 
     // 2. Sessions written before that re-sent system.connected.
     for event in batch {
         if let Event::Connected { session, at, info } = event {
             if let Some(id) = ids.get(session) {
+                if mode == Mode::Fast {
+                    sessions::update_info(conn, *id, *at, info)?;
+                    continue;
+                }
                 let updated = conn.transaction(|c| sessions::update_info(c, *id, *at, info));
                 if let Err(e) = updated {
                     if !db::answers(conn) {
@@ -427,7 +486,10 @@ fn write_in_transaction(
         rejected: orphans,
         refused_attempts: 0,
     };
-    copy_isolating(conn, &log_rows, &mut written)?;
+    match mode {
+        Mode::Fast => written.stored = logs::copy(conn, &log_rows)? as u64,
+        Mode::Careful => copy_isolating(conn, &log_rows, &mut written)?,
+    }
 
     // 4. Ended sessions.
     let ended: Vec<(i64, DateTime<Utc>)> = batch

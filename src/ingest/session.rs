@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, ProtocolError, Session};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::{select, Either};
-use tokio::sync::{watch, Semaphore};
+use futures_util::FutureExt;
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use super::parse::parse_frame;
 use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
@@ -27,6 +28,11 @@ use crate::metrics::{mode_label, CloseReason, DropReason, Metrics};
 /// Bytes of write budget a message takes on top of its JSON: the row's other columns and
 /// bookkeeping.
 const ROW_OVERHEAD: usize = 128;
+
+/// At most this many messages go to the writer in one actor message.
+const SEND_BATCH: u64 = 64;
+
+type Carried = Option<Option<Result<AggregatedMessage, ProtocolError>>>;
 
 /// What every session shares.
 pub struct IngestState {
@@ -104,6 +110,8 @@ fn upgrade(
         ip_addr,
         audit,
         nodes: HashMap::new(),
+        pending: Vec::new(),
+        pending_messages: 0,
     };
     actix_web::rt::spawn(connection.run(session, stream));
     Ok(response)
@@ -115,6 +123,9 @@ struct Connection {
     ip_addr: Arc<str>,
     audit: bool,
     nodes: HashMap<u64, SessionKey>,
+    /// Events of frames read but not yet handed to the writer, and how many messages they hold.
+    pending: Vec<Event>,
+    pending_messages: u64,
 }
 
 impl Connection {
@@ -133,12 +144,18 @@ impl Connection {
         // nothing more is waited for.
         let mut fatal: Option<CloseReason> = None;
         let mut shutdown = self.state.shutdown.clone();
+        // An item taken while draining the decoded frames that is not a data frame.
+        let mut carried = None;
         let reason = loop {
             let wait = match fatal {
                 Some(_) => Duration::ZERO,
                 None => next_tick.saturating_duration_since(Instant::now()),
             };
-            let item = match next(&mut stream, wait, &mut shutdown).await {
+            let next = match carried.take() {
+                Some(item) => Next::Item(item),
+                None => next(&mut stream, wait, &mut shutdown).await,
+            };
+            let item = match next {
                 Next::Shutdown => break CloseReason::Shutdown,
                 Next::Item(item) => item,
                 Next::Idle => {
@@ -159,8 +176,12 @@ impl Connection {
                 None => break fatal.unwrap_or(CloseReason::Client),
                 Some(Ok(message)) => {
                     match message {
-                        AggregatedMessage::Text(text) => self.frame(text.as_bytes()).await,
-                        AggregatedMessage::Binary(bytes) => self.frame(&bytes).await,
+                        AggregatedMessage::Text(text) => {
+                            carried = self.frames(text.as_bytes(), &mut stream).await
+                        }
+                        AggregatedMessage::Binary(bytes) => {
+                            carried = self.frames(&bytes, &mut stream).await
+                        }
                         AggregatedMessage::Ping(bytes) => {
                             // Nodes never ping; browsers and tools may.
                             let _ = session.pong(&bytes).await;
@@ -224,13 +245,36 @@ impl Connection {
         m.dropped(reason, 1);
     }
 
-    /// One data frame: parse it, and send its events once the budget allows.
-    async fn frame(&mut self, bytes: &[u8]) {
+    /// A data frame, and the data frames the codec has already decoded behind it (they arrived
+    /// in the same read, so they share its receive time): their events go to the writer in one
+    /// message. Returns the first item that is not a data frame, for the caller to handle.
+    async fn frames(&mut self, first: &[u8], stream: &mut AggregatedMessageStream) -> Carried {
+        let at = Utc::now();
+        self.frame(first, at).await;
+        let mut carried = None;
+        while self.pending_messages < SEND_BATCH {
+            match stream.recv().now_or_never() {
+                Some(Some(Ok(AggregatedMessage::Text(text)))) => {
+                    self.frame(text.as_bytes(), at).await
+                }
+                Some(Some(Ok(AggregatedMessage::Binary(bytes)))) => self.frame(&bytes, at).await,
+                Some(other) => {
+                    carried = Some(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.flush().await;
+        carried
+    }
+
+    /// One data frame: parse it and queue its events, once the write budget allows.
+    async fn frame(&mut self, bytes: &[u8], at: DateTime<Utc>) {
         let m = &self.state.metrics;
         m.messages_received.inc();
         m.bytes_received.inc_by(bytes.len() as u64);
         m.messages_queued.inc();
-        let at = Utc::now();
         let parsed = match parse_frame(bytes) {
             Ok(parsed) => parsed,
             Err(reason) => {
@@ -246,7 +290,6 @@ impl Connection {
         if let Some(oddity) = parsed.oddity {
             m.messages_odd.with_label_values(&[oddity.label()]).inc();
         }
-        let mut events = Vec::with_capacity(3);
         let session = match self.nodes.get(&parsed.telemetry_id) {
             Some(session) => *session,
             None => {
@@ -255,7 +298,7 @@ impl Connection {
                 m.node_sessions_open
                     .with_label_values(&[mode_label(self.audit)])
                     .inc();
-                events.push(Event::Opened {
+                self.pending.push(Event::Opened {
                     session,
                     ip_addr: self.ip_addr.clone(),
                     audit: self.audit,
@@ -266,7 +309,7 @@ impl Connection {
             }
         };
         if let Some(info) = parsed.connected {
-            events.push(Event::Connected {
+            self.pending.push(Event::Connected {
                 session,
                 at,
                 info: Box::new(info),
@@ -274,22 +317,50 @@ impl Connection {
         }
         // The configuration keeps the budget above twice WS_MAX_PAYLOAD, so this always fits.
         let cost = u32::try_from(parsed.logs.len() + ROW_OVERHEAD).unwrap_or(u32::MAX);
-        match self.state.budget.acquire_many(cost).await {
-            Ok(permit) => permit.forget(),
-            Err(_) => {
-                m.dropped(DropReason::WriterGone, 1);
-                return;
-            }
+        if !self.take_budget(cost).await {
+            self.state.metrics.dropped(DropReason::WriterGone, 1);
+            return;
         }
-        m.bytes_queued.add(i64::from(cost));
-        events.push(Event::Log {
+        self.state.metrics.bytes_queued.add(i64::from(cost));
+        self.pending.push(Event::Log {
             session,
             audit: self.audit,
             at,
             logs: parsed.logs,
             cost,
         });
-        self.send(events, 1).await;
+        self.pending_messages += 1;
+    }
+
+    /// Takes `cost` from the write budget; when it is used up, first hands over what is
+    /// pending (which holds budget of its own) and then waits. False if the writer is gone.
+    async fn take_budget(&mut self, cost: u32) -> bool {
+        match self.state.budget.try_acquire_many(cost) {
+            Ok(permit) => {
+                permit.forget();
+                return true;
+            }
+            Err(TryAcquireError::Closed) => return false,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        self.flush().await;
+        match self.state.budget.acquire_many(cost).await {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Hands the pending events to the writer.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.pending);
+        let messages = std::mem::take(&mut self.pending_messages);
+        self.send(events, messages).await;
     }
 
     /// Hands events to the writer, waiting while its mailbox is full.
@@ -306,6 +377,7 @@ impl Connection {
     }
 
     async fn end_sessions(&mut self) {
+        self.flush().await;
         if self.nodes.is_empty() {
             return;
         }

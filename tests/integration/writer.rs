@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix::Actor;
 use chrono::Utc;
 use tetcore_analytics::actors::writer::{Drain, Event, StoreEvents, Writer, WriterSettings};
-use tetcore_analytics::db;
 use tetcore_analytics::metrics::Metrics;
 use tokio::sync::Semaphore;
 
@@ -20,7 +19,7 @@ fn a_row_postgres_refuses_costs_only_that_row() {
     let url = db.url.clone();
     let drained = actix::System::new().block_on(async move {
         let writer = Writer::new(
-            db::pool(&url, 2),
+            url,
             WriterSettings {
                 batch_size: 1000,
                 save_latency: Duration::from_secs(60),

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use chrono::SecondsFormat;
+use chrono::{Datelike, Timelike};
 use diesel::pg::PgConnection;
 use diesel::{ExecuteCopyFromDsl, QueryResult};
 
@@ -37,12 +37,19 @@ pub fn encode(rows: &[LogRow<'_>]) -> Vec<u8> {
     let size: usize = rows.iter().map(|r| r.logs.len() + 64).sum();
     let mut out = Vec::with_capacity(size);
     for row in rows {
-        // Writing into a Vec cannot fail.
+        let t = row.created_at.naive_utc();
+        // Written in place (no String per row); writing into a Vec cannot fail.
         let _ = write!(
             out,
-            "{}\t{}\t{}\t",
+            "{}\t{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00\t{}\t",
             row.peer_connection_id,
-            row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            (t.nanosecond() / 1000).min(999_999),
             if row.audit { 't' } else { 'f' }
         );
         escape_into(&mut out, row.logs.as_bytes());
@@ -96,8 +103,26 @@ mod tests {
         let text = String::from_utf8(encode(&rows)).unwrap();
         assert_eq!(
             text,
-            "3\t2026-11-27T08:00:00.000000Z\tt\t{\"a\":\"x\\\\\"y\"}\n\
-             4\t2026-11-27T08:00:00.000000Z\tf\t{\\n\\t\"b\":1}\n"
+            "3\t2026-11-27 08:00:00.000000+00\tt\t{\"a\":\"x\\\\\"y\"}\n\
+             4\t2026-11-27 08:00:00.000000+00\tf\t{\\n\\t\"b\":1}\n"
         );
+    }
+
+    #[test]
+    fn timestamps_keep_their_microseconds() {
+        use chrono::Timelike;
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .unwrap()
+            .with_nanosecond(123_456_789)
+            .unwrap();
+        let row = LogRow {
+            peer_connection_id: 1,
+            created_at: at,
+            audit: false,
+            logs: "{}",
+        };
+        let text = String::from_utf8(encode(&[row])).unwrap();
+        assert_eq!(text, "1\t2026-01-02 03:04:05.123456+00\tf\t{}\n");
     }
 }
