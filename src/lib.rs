@@ -66,6 +66,12 @@ impl Stopper {
 /// must already be prepared (`db::prepare`).
 pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let metrics = Metrics::new();
+    let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
+    let health = web::Data::new(api::health::Health {
+        pool: pool.clone(),
+        budget: budget.clone(),
+        budget_total: config.write_queue_max_bytes,
+    });
     let purge = Purge::new(
         pool.clone(),
         config.purge_interval,
@@ -73,7 +79,6 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         metrics.clone(),
     )
     .start();
-    let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
     let writer = Writer::new(
         config.database_url.clone(),
         WriterSettings {
@@ -99,6 +104,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         App::new()
             .app_data(ingest.clone())
             .app_data(metrics_data.clone())
+            .app_data(health.clone())
             .configure(api::config)
     })
     .workers(config.num_threads)

@@ -2,6 +2,8 @@
 //! template, and runs the real service on a free port.
 
 mod common;
+mod deploy;
+mod health;
 mod ingest;
 mod outage;
 mod process;

@@ -1,0 +1,125 @@
+//! The deployment files as an operator uses them: the Kubernetes template rendered with
+//! envsubst and read by a YAML parser; the Dockerfile's promises checked by reading it.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn render() -> Vec<Value> {
+    let template = concat!(env!("CARGO_MANIFEST_DIR"), "/deployment.template.yml");
+    let rendered = Command::new("sh")
+        .arg("-c")
+        .arg(format!("envsubst < {template}"))
+        .env("NAMESPACE", "telemetry")
+        .env("IMAGE", "registry.example/tetcore-analytics:1.0")
+        .env("REPLICAS", "3")
+        .env(
+            "ALLOWED_NODE_CIDRS",
+            r#""203.0.113.7/32", "198.51.100.0/24""#,
+        )
+        .env("LOG_EXPIRY_H", "168")
+        .output()
+        .expect("envsubst (Debian package gettext-base) runs");
+    assert!(rendered.status.success());
+    assert!(
+        !String::from_utf8_lossy(&rendered.stdout).contains("${"),
+        "every variable rendered"
+    );
+    let mut parse = Command::new("python3")
+        .arg("-c")
+        .arg("import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(sys.stdin))))")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML runs");
+    use std::io::Write;
+    parse
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&rendered.stdout)
+        .unwrap();
+    let out = parse.wait_with_output().unwrap();
+    assert!(out.status.success(), "the rendered template is YAML");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[test]
+fn the_kubernetes_template_renders_to_the_expected_objects() {
+    let docs = render();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Deployment", "Service", "ServiceMonitor"]
+    );
+    for d in &docs {
+        assert_eq!(d["metadata"]["namespace"], "telemetry");
+    }
+
+    let config = kind(&docs, "ConfigMap");
+    assert!(
+        config["data"].get("DATABASE_URL").is_none(),
+        "no secret in the ConfigMap"
+    );
+    assert_eq!(config["data"]["LOG_EXPIRY_H"], "168");
+    let shutdown: u64 = config["data"]["SHUTDOWN_TIMEOUT_S"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let deployment = kind(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 2 * shutdown);
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "registry.example/tetcore-analytics:1.0");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let database_url = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "DATABASE_URL")
+        .expect("DATABASE_URL is set");
+    assert!(database_url.get("value").is_none(), "never a plain value");
+    assert_eq!(
+        database_url["valueFrom"]["secretKeyRef"]["key"],
+        "DATABASE_URL"
+    );
+
+    let service = kind(&docs, "Service");
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        service["spec"]["loadBalancerSourceRanges"],
+        serde_json::json!(["203.0.113.7/32", "198.51.100.0/24"])
+    );
+    let monitor = kind(&docs, "ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+}
+
+#[test]
+fn the_dockerfile_runs_unprivileged_on_slim_debian_with_the_static_files() {
+    let dockerfile = include_str!("../../Dockerfile");
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "multi-stage");
+    assert!(stages[1].contains("debian:") && stages[1].contains("-slim"));
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    assert_ne!(user.trim(), "root");
+    assert_ne!(user.trim(), "0");
+    assert!(dockerfile.contains("COPY static /srv/tetcore-analytics/static"));
+    assert!(dockerfile.contains("ASSETS_PATH=/srv/tetcore-analytics/static"));
+}

@@ -1,0 +1,61 @@
+//! The probes: `/healthz` needs nothing, `/readyz` needs the database and room to write.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{wait_for, FakeNode, TestApp, TestDb};
+
+#[test]
+fn probes_answer_ok_when_the_database_does() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    for path in ["/healthz", "/healthz/"] {
+        let (status, body) = app.get(path);
+        assert_eq!(status, 200);
+        assert_eq!(body, r#"{"status":"ok"}"#);
+    }
+    let (status, body) = app.get("/readyz");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
+}
+
+#[test]
+fn readyz_is_503_with_a_reason_while_the_database_is_away() {
+    let db = TestDb::unreachable();
+    let app = TestApp::start(&db, &[]);
+    assert_eq!(app.get("/healthz").0, 200, "alive without a database");
+    let started = Instant::now();
+    let (status, body) = app.get("/readyz");
+    assert_eq!(status, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "unavailable");
+    assert!(
+        v["reason"].as_str().unwrap().starts_with("database"),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "cheap to poll");
+}
+
+#[test]
+fn readyz_is_503_when_the_write_queue_is_saturated() {
+    // Messages wait for a database that never answers, until the queue is full.
+    let db = TestDb::unreachable();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("WRITE_QUEUE_MAX_BYTES", "4096"),
+            ("WS_MAX_PAYLOAD", "1024"),
+        ],
+    );
+    let mut node = FakeNode::connect(&app.url("/"));
+    for i in 0..40 {
+        node.binary(&format!(
+            r#"{{"msg":"system.interval","i":{i},"pad":"{}"}}"#,
+            "x".repeat(100)
+        ));
+    }
+    wait_for("the queue to fill", Duration::from_secs(10), || {
+        app.metrics.bytes_queued.get() > 3700
+    });
+    let (status, body) = app.get("/readyz");
+    assert_eq!(status, 503);
+    assert!(body.contains("write queue saturated"), "{body}");
+}
