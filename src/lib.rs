@@ -102,6 +102,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let metrics_data = web::Data::new(metrics.clone());
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(api::observe))
             .app_data(ingest.clone())
             .app_data(metrics_data.clone())
             .app_data(health.clone())

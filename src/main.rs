@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
         }
     };
     let pool = db::pool(&config.database_url, config.db_pool_size);
-    prepare_database(&config.database_url).await;
+    prepare_database(&config.database_url, db::partition_hours(config.log_expiry)).await;
     let service = match start(&config, pool) {
         Ok(service) => service,
         Err(e) => {
@@ -82,7 +82,7 @@ async fn stop_signal() -> &'static str {
 }
 
 /// Applies migrations and partitions, retrying while the database cannot be reached.
-async fn prepare_database(database_url: &str) {
+async fn prepare_database(database_url: &str, partition_hours: i32) {
     let mut delay = Duration::from_millis(500);
     loop {
         let url = database_url.to_owned();
@@ -90,7 +90,7 @@ async fn prepare_database(database_url: &str) {
             use diesel::Connection;
             let mut conn =
                 diesel::PgConnection::establish(&url).map_err(|e| db::SetupError(e.to_string()))?;
-            db::prepare(&mut conn)
+            db::prepare(&mut conn, partition_hours)
         })
         .await;
         match result {

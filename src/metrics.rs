@@ -2,11 +2,13 @@
 //!
 //! Every message that reaches a socket is counted in `tetcore_messages_received_total`, and then
 //! in exactly one of `tetcore_rows_stored_total` or `tetcore_messages_dropped_total{reason}`;
-//! until then it is in `tetcore_messages_queued`. Labels come only from the small enums below.
+//! until then it is in `tetcore_messages_queued`. Labels come only from the small enums below,
+//! the route table and HTTP status codes. The process's own CPU, memory, open files and start
+//! time are the standard `process_*` series.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Why a message was not stored.
@@ -156,6 +158,10 @@ pub struct Metrics {
     pub purge_partitions: IntCounter,
     pub purge_rows: IntCounter,
     pub purge_sessions: IntCounter,
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    pub pool_connections: IntGaugeVec,
+    pub pool_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -289,6 +295,38 @@ impl Metrics {
                 "Ended sessions removed with their expired messages.",
             )
             .expect("valid metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_http_requests_total",
+                    "HTTP requests by route pattern and status code (WebSocket upgrades included).",
+                ),
+                &["route", "status"],
+            )
+            .expect("valid metric"),
+            http_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "tetcore_http_request_duration_seconds",
+                    "Time to answer an HTTP request, by route pattern (for WebSockets: the upgrade).",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
+                &["route"],
+            )
+            .expect("valid metric"),
+            pool_connections: IntGaugeVec::new(
+                Opts::new(
+                    "tetcore_db_pool_connections",
+                    "Connections of the shared pool (purge, probes), by state; read at scrape time.",
+                ),
+                &["state"],
+            )
+            .expect("valid metric"),
+            pool_timeouts: IntCounter::new(
+                "tetcore_db_pool_timeouts_total",
+                "Times a connection could not be had from the pool in time.",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -317,6 +355,11 @@ impl Metrics {
             Box::new(self.purge_partitions.clone()),
             Box::new(self.purge_rows.clone()),
             Box::new(self.purge_sessions.clone()),
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_seconds.clone()),
+            Box::new(self.pool_connections.clone()),
+            Box::new(self.pool_timeouts.clone()),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");
@@ -337,6 +380,9 @@ impl Metrics {
         }
         for r in CloseReason::ALL {
             self.connections_closed.with_label_values(&[r.label()]);
+        }
+        for state in ["idle", "in_use", "max"] {
+            self.pool_connections.with_label_values(&[state]);
         }
         for result in ["done", "skipped", "failed"] {
             self.purge_runs.with_label_values(&[result]);

@@ -54,7 +54,7 @@ CREATE INDEX peer_connections_live_idx ON peer_connections (id) WHERE ended_at I
 CREATE SEQUENCE tetcore_logs_id_seq AS bigint;
 
 -- Messages. Partitioned first by audit (kept for ever, or not), then the expiring rows by
--- day, so that retention drops whole days instead of deleting row by row.
+-- time range, so that retention drops whole ranges instead of deleting row by row.
 CREATE TABLE tetcore_logs (
     id                 bigint      NOT NULL DEFAULT nextval('tetcore_logs_id_seq'),
     peer_connection_id bigint      NOT NULL,
@@ -66,7 +66,7 @@ CREATE TABLE tetcore_logs (
 ALTER SEQUENCE tetcore_logs_id_seq OWNED BY tetcore_logs.id;
 
 COMMENT ON TABLE tetcore_logs IS
-    'One row per telemetry message. Partitioned by audit, and the non-audit rows by day of created_at (tetcore_logs_expiring_pYYYYMMDD), so expired days are dropped whole.';
+    'One row per telemetry message. Partitioned by audit, and the non-audit rows by time ranges of created_at (tetcore_logs_expiring_pYYYYMMDD_HH, 1 to 24 hours wide depending on LOG_EXPIRY_H), so expired ranges are dropped whole.';
 COMMENT ON COLUMN tetcore_logs.id IS 'Row id, unique (from tetcore_logs_id_seq); not a time order across instances, use created_at.';
 COMMENT ON COLUMN tetcore_logs.peer_connection_id IS 'The session (peer_connections.id) that sent the message.';
 COMMENT ON COLUMN tetcore_logs.created_at IS 'When the server received the message (server clock; node clocks are unreliable, the node''s own time is logs->>''ts'').';
@@ -80,46 +80,80 @@ CREATE TABLE tetcore_logs_expiring PARTITION OF tetcore_logs FOR VALUES IN (fals
 CREATE TABLE tetcore_logs_expiring_default PARTITION OF tetcore_logs_expiring DEFAULT;
 
 COMMENT ON TABLE tetcore_logs_audit IS 'Messages of sessions opened on /audit: never purged.';
-COMMENT ON TABLE tetcore_logs_expiring IS 'Messages of sessions opened on /: one partition per UTC day, dropped when expired.';
-COMMENT ON TABLE tetcore_logs_expiring_default IS 'Safety net for rows whose day has no partition yet; tetcore_ensure_log_partitions moves them into their day. Normally empty.';
+COMMENT ON TABLE tetcore_logs_expiring IS 'Messages of sessions opened on /: one partition per time range (1 to 24 hours, aligned to UTC midnight), dropped when expired.';
+COMMENT ON TABLE tetcore_logs_expiring_default IS 'Safety net for rows whose time has no partition yet; tetcore_ensure_log_partitions moves them into their partition when it is made. Normally empty.';
 
 -- Messages of one session over time, and of one kind over time.
 CREATE INDEX tetcore_logs_peer_connection_id_created_at_idx ON tetcore_logs (peer_connection_id, created_at);
 CREATE INDEX tetcore_logs_msg_created_at_idx ON tetcore_logs ((logs ->> 'msg'), created_at);
 
--- Creates the daily partitions of tetcore_logs_expiring from `first_day` for `days` days, if
--- missing. Rows that landed in the default partition for such a day are moved into it.
--- Safe to call from several instances at once (it serialises on an advisory lock).
-CREATE FUNCTION tetcore_ensure_log_partitions(first_day date, days integer)
+-- The partitions of tetcore_logs_expiring and their ranges [lo, hi), read from the catalog.
+CREATE FUNCTION tetcore_log_partitions()
+RETURNS TABLE (name text, lo timestamptz, hi timestamptz, rows_estimate bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT c.relname::text,
+           substring(pg_get_expr(c.relpartbound, c.oid) FROM 'FROM \(''([^'']*)''\)')::timestamptz,
+           substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \(''([^'']*)''\)')::timestamptz,
+           greatest(c.reltuples, 0)::bigint
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'tetcore_logs_expiring'::regclass
+      AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+$$;
+
+COMMENT ON FUNCTION tetcore_log_partitions() IS
+    'The time partitions of tetcore_logs_expiring with their ranges [lo, hi) and PostgreSQL''s row estimate.';
+
+-- Creates partitions of tetcore_logs_expiring, `width_hours` wide and aligned to UTC midnight,
+-- covering [first, last). A slot that overlaps an existing partition (made with another width)
+-- is covered hour by hour where free. Rows that landed in the default partition for a new
+-- partition's range are moved into it. Safe to call from several instances at once.
+CREATE FUNCTION tetcore_ensure_log_partitions(first timestamptz, last timestamptz, width_hours integer)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    day date;
+    width interval := make_interval(hours => width_hours);
+    slot timestamptz;
+    lo timestamptz;
+    hi timestamptz;
     part text;
     created integer := 0;
 BEGIN
+    IF width_hours NOT IN (1, 2, 3, 4, 6, 8, 12, 24) THEN
+        RAISE EXCEPTION 'width_hours must divide a day, got %', width_hours;
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtext('tetcore_logs_expiring partitions'));
-    FOR i IN 0 .. days - 1 LOOP
-        day := first_day + i;
-        part := format('tetcore_logs_expiring_p%s', to_char(day, 'YYYYMMDD'));
-        CONTINUE WHEN to_regclass(part) IS NOT NULL;
-        EXECUTE format('CREATE TABLE %I (LIKE tetcore_logs_expiring INCLUDING DEFAULTS)', part);
-        EXECUTE format(
-            'WITH moved AS (DELETE FROM tetcore_logs_expiring_default WHERE created_at >= %L AND created_at < %L RETURNING *)
-             INSERT INTO %I SELECT * FROM moved',
-            day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC', part);
-        EXECUTE format(
-            'ALTER TABLE tetcore_logs_expiring ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-            part, day::timestamp AT TIME ZONE 'UTC', (day + 1)::timestamp AT TIME ZONE 'UTC');
-        EXECUTE format('COMMENT ON TABLE %I IS %L', part,
-            format('Non-audit messages received on %s (UTC).', day));
-        created := created + 1;
+    slot := date_trunc('day', first AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    slot := slot + width * floor(extract(epoch FROM first - slot) / extract(epoch FROM width));
+    WHILE slot < last LOOP
+        FOR lo, hi IN
+            SELECT slot, slot + width
+            WHERE NOT EXISTS (SELECT 1 FROM tetcore_log_partitions() p WHERE p.lo < slot + width AND p.hi > slot)
+            UNION ALL
+            SELECT h, h + interval '1 hour'
+            FROM generate_series(slot, slot + width - interval '1 hour', interval '1 hour') h
+            WHERE EXISTS (SELECT 1 FROM tetcore_log_partitions() p WHERE p.lo < slot + width AND p.hi > slot)
+              AND NOT EXISTS (SELECT 1 FROM tetcore_log_partitions() p WHERE p.lo < h + interval '1 hour' AND p.hi > h)
+        LOOP
+            part := format('tetcore_logs_expiring_p%s', to_char(lo AT TIME ZONE 'UTC', 'YYYYMMDD_HH24'));
+            EXECUTE format('CREATE TABLE %I (LIKE tetcore_logs_expiring INCLUDING DEFAULTS)', part);
+            EXECUTE format(
+                'WITH moved AS (DELETE FROM tetcore_logs_expiring_default WHERE created_at >= %L AND created_at < %L RETURNING *)
+                 INSERT INTO %I SELECT * FROM moved', lo, hi, part);
+            EXECUTE format('ALTER TABLE tetcore_logs_expiring ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                part, lo, hi);
+            EXECUTE format('COMMENT ON TABLE %I IS %L', part,
+                format('Non-audit messages received from %s to %s (UTC).',
+                    to_char(lo AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                    to_char(hi AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')));
+            created := created + 1;
+        END LOOP;
+        slot := slot + width;
     END LOOP;
     RETURN created;
 END
 $$;
 
-COMMENT ON FUNCTION tetcore_ensure_log_partitions(date, integer) IS
-    'Creates missing daily partitions of tetcore_logs_expiring; called by the service at start-up and on every purge pass.';
+COMMENT ON FUNCTION tetcore_ensure_log_partitions(timestamptz, timestamptz, integer) IS
+    'Creates missing time partitions of tetcore_logs_expiring; called by the service at start-up and on every purge pass, with a width that follows LOG_EXPIRY_H.';
 
-SELECT tetcore_ensure_log_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9);
+SELECT tetcore_ensure_log_partitions(now() - interval '1 day', now() + interval '8 days', 24);

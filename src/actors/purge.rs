@@ -9,7 +9,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::db::queries::purge::{self, PurgeReport};
-use crate::db::{DbPool, PARTITION_DAYS_AHEAD};
+use crate::db::{partition_hours, DbPool, PARTITION_DAYS_AHEAD};
 use crate::metrics::Metrics;
 
 pub struct Purge {
@@ -71,9 +71,14 @@ impl Handler<PurgeExpired> for Purge {
             .and_then(|expiry| Utc::now().checked_sub_signed(expiry))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let started = Instant::now();
+        let timeouts = self.metrics.pool_timeouts.clone();
+        let width = partition_hours(self.expiry);
         let job = actix_web::rt::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
-            purge::run(&mut conn, cutoff, PARTITION_DAYS_AHEAD).map_err(|e| e.to_string())
+            let mut conn = pool.get().map_err(|e| {
+                timeouts.inc();
+                e.to_string()
+            })?;
+            purge::run(&mut conn, cutoff, width, PARTITION_DAYS_AHEAD).map_err(|e| e.to_string())
         });
         Box::pin(job.into_actor(self).map(move |joined, purge, _| {
             purge.running = false;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 /// How long `/readyz` waits for a pooled connection before answering 503.
 const READY_POOL_TIMEOUT: Duration = Duration::from_millis(500);
@@ -37,7 +38,7 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-pub async fn readyz(health: web::Data<Health>) -> HttpResponse {
+pub async fn readyz(health: web::Data<Health>, metrics: web::Data<Metrics>) -> HttpResponse {
     let in_use = health
         .budget_total
         .saturating_sub(health.budget.available_permits());
@@ -48,10 +49,12 @@ pub async fn readyz(health: web::Data<Health>) -> HttpResponse {
         ));
     }
     let pool = health.pool.clone();
+    let timeouts = metrics.pool_timeouts.clone();
     let answered = web::block(move || {
-        let mut conn = pool
-            .get_timeout(READY_POOL_TIMEOUT)
-            .map_err(|e| e.to_string())?;
+        let mut conn = pool.get_timeout(READY_POOL_TIMEOUT).map_err(|e| {
+            timeouts.inc();
+            e.to_string()
+        })?;
         if db::answers(&mut conn) {
             Ok(())
         } else {

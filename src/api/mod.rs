@@ -5,10 +5,41 @@
 
 pub mod health;
 
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{http::header, web, HttpResponse};
 
 use crate::ingest::session;
 use crate::metrics::Metrics;
+
+/// Counts every request by route pattern and status, with its latency.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let response = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let (route, status) = match &response {
+            Ok(res) => (res.request().match_pattern(), res.status()),
+            Err(e) => (None, e.as_response_error().status_code()),
+        };
+        let route = route.unwrap_or_else(|| "unmatched".to_owned());
+        metrics
+            .http_requests
+            .with_label_values(&[route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_seconds
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(session::live)))
@@ -18,7 +49,15 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)));
 }
 
-async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {
+    let state = health.pool.state();
+    let pool = &metrics.pool_connections;
+    pool.with_label_values(&["idle"])
+        .set(i64::from(state.idle_connections));
+    pool.with_label_values(&["in_use"])
+        .set(i64::from(state.connections - state.idle_connections));
+    pool.with_label_values(&["max"])
+        .set(i64::from(health.pool.max_size()));
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

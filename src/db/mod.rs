@@ -23,8 +23,24 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// How long taking a connection from the pool may wait before the write counts as failed.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Daily partitions of `tetcore_logs_expiring` kept ready ahead of today.
+/// Days of `tetcore_logs_expiring` partitions kept ready ahead of now.
 pub const PARTITION_DAYS_AHEAD: i32 = 7;
+
+/// The partition widths (hours) that tile a day.
+const PARTITION_WIDTHS: [i32; 8] = [1, 2, 3, 4, 6, 8, 12, 24];
+
+/// How wide the partitions of expiring messages are: about a 24th of the retention, from 1 hour
+/// to a day. The oldest partition is only partly expired, so its rows are deleted one by one;
+/// narrow partitions keep that work small for short retentions, and a day keeps the number of
+/// partitions small for long ones.
+pub fn partition_hours(log_expiry: Duration) -> i32 {
+    let share = log_expiry.as_secs() / 3600 / 24;
+    PARTITION_WIDTHS
+        .into_iter()
+        .filter(|w| u64::try_from(*w).is_ok_and(|w| w <= share.max(1)))
+        .max()
+        .unwrap_or(1)
+}
 
 /// Any i64 that no other code of ours uses as an advisory lock key.
 const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
@@ -55,8 +71,8 @@ impl std::fmt::Display for SetupError {
 impl std::error::Error for SetupError {}
 
 /// Applies pending migrations (one instance at a time) and makes sure the partitions ingest
-/// needs exist. Returns the versions it applied.
-pub fn prepare(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
+/// needs exist, `partition_hours` wide. Returns the versions it applied.
+pub fn prepare(conn: &mut PgConnection, partition_hours: i32) -> Result<Vec<String>, SetupError> {
     sql_query("SELECT pg_advisory_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
         .execute(conn)
@@ -70,7 +86,7 @@ pub fn prepare(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
         .execute(conn);
     let applied = applied?;
     unlocked.map_err(|e| SetupError(format!("releasing the migration lock: {e}")))?;
-    queries::partitions::ensure_ahead(conn, PARTITION_DAYS_AHEAD)
+    queries::partitions::ensure_ahead(conn, partition_hours, PARTITION_DAYS_AHEAD)
         .map_err(|e| SetupError(format!("creating partitions: {e}")))?;
     Ok(applied)
 }
@@ -79,4 +95,21 @@ pub fn prepare(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
 /// "the database is gone".
 pub fn answers(conn: &mut PgConnection) -> bool {
     sql_query("SELECT 1").execute(conn).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_a_24th_of_the_retention_from_an_hour_to_a_day() {
+        let hours = |h: u64| partition_hours(Duration::from_secs(h * 3600));
+        assert_eq!(hours(0), 1);
+        assert_eq!(hours(24), 1);
+        assert_eq!(hours(72), 3);
+        assert_eq!(hours(168), 6);
+        assert_eq!(hours(240), 8);
+        assert_eq!(hours(24 * 30), 24);
+        assert_eq!(hours(280_320), 24);
+    }
 }

@@ -84,7 +84,7 @@ impl TestDb {
                 .unwrap();
             let mut conn =
                 PgConnection::establish(&format!("{}/{template}", server_url())).unwrap();
-            db::prepare(&mut conn).expect("migrations apply to an empty database");
+            db::prepare(&mut conn, 24).expect("migrations apply to an empty database");
         }
         sql_query("SELECT pg_advisory_unlock(7464)")
             .execute(&mut admin)
@@ -113,7 +113,7 @@ impl TestDb {
         }
         let url = format!("{}/{name}", server_url());
         let mut conn = PgConnection::establish(&url).unwrap();
-        db::prepare(&mut conn).expect("the clone is prepared");
+        db::prepare(&mut conn, 24).expect("the clone is prepared");
         TestDb { name, url }
     }
 

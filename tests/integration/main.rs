@@ -5,6 +5,7 @@ mod common;
 mod deploy;
 mod health;
 mod ingest;
+mod metrics;
 mod outage;
 mod process;
 mod purge;

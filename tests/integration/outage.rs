@@ -55,7 +55,7 @@ impl OwnCluster {
             .unwrap();
         let url = format!("{server}/tetcore");
         let mut conn = PgConnection::establish(&url).unwrap();
-        tetcore_analytics::db::prepare(&mut conn).unwrap();
+        tetcore_analytics::db::prepare(&mut conn, 24).unwrap();
         TestDb::foreign(url)
     }
 }

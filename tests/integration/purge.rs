@@ -36,7 +36,7 @@ fn purge(db: &TestDb, expiry_hours: u64) -> PurgeOutcome {
 fn fill(db: &TestDb) {
     let mut conn = db.conn();
     // Partitions for the old days, as a long-running service would have made them.
-    sql_query("SELECT tetcore_ensure_log_partitions((now() AT TIME ZONE 'UTC')::date - 12, 12)")
+    sql_query("SELECT tetcore_ensure_log_partitions(now() - interval '12 days', now(), 24)")
         .execute(&mut conn)
         .unwrap();
     sql_query(

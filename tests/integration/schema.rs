@@ -23,7 +23,7 @@ fn migrations_revert_and_apply_again() {
         db.count("SELECT count(*) FROM pg_tables WHERE tablename IN ('peer_connections', 'tetcore_logs')"),
         0
     );
-    let applied = db::prepare(&mut conn).expect("up.sql applies again");
+    let applied = db::prepare(&mut conn, 24).expect("up.sql applies again");
     assert_eq!(applied.len(), migration_count());
 }
 
@@ -38,7 +38,7 @@ fn several_instances_preparing_at_once_all_succeed() {
             std::thread::spawn(move || {
                 use diesel::Connection;
                 let mut conn = diesel::PgConnection::establish(&url).unwrap();
-                db::prepare(&mut conn).map(|applied| applied.len())
+                db::prepare(&mut conn, 24).map(|applied| applied.len())
             })
         })
         .collect();
@@ -98,7 +98,9 @@ fn partitions_exist_ahead_and_rows_in_the_default_move_to_their_day() {
         1
     );
     // ...and moves to its own when that partition is created.
-    sql_query("SELECT tetcore_ensure_log_partitions((now() + interval '40 days')::date, 1)")
+    sql_query(
+        "SELECT tetcore_ensure_log_partitions(now() + interval '40 days', now() + interval '40 days 1 second', 24)",
+    )
         .execute(&mut conn)
         .unwrap();
     assert_eq!(

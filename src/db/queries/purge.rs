@@ -1,9 +1,9 @@
-//! Retention: removes non-audit messages older than a cutoff by dropping whole day partitions
+//! Retention: removes non-audit messages older than a cutoff by dropping whole time partitions
 //! and trimming only the one the cutoff falls in, then the ended sessions that had them. The
 //! cost follows what expired, not the size of the table. One instance at a time: the pass runs
 //! under a session-level advisory lock and is skipped where another instance holds it.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
 use diesel::{sql_query, Connection, QueryResult, QueryableByName, RunQueryDsl};
@@ -22,7 +22,7 @@ pub struct PurgeReport {
     pub partitions_dropped: u64,
     /// Rows in dropped partitions, by PostgreSQL's estimate (counting them would cost a scan).
     pub rows_dropped_estimate: u64,
-    /// Rows deleted from the partition the cutoff falls in (exact).
+    /// Rows deleted from the partition the cutoff falls in, and from the default one (exact).
     pub rows_deleted: u64,
     pub sessions_deleted: u64,
     /// Partitions that could not be dropped this time (lock timeout); retried next pass.
@@ -39,8 +39,11 @@ struct Locked {
 struct Partition {
     #[diesel(sql_type = Text)]
     name: String,
+    /// Entirely before the cutoff: dropped whole; otherwise trimmed.
+    #[diesel(sql_type = Bool)]
+    whole: bool,
     #[diesel(sql_type = BigInt)]
-    estimate: i64,
+    rows_estimate: i64,
 }
 
 /// One pass with everything non-audit received before `cutoff` expired. `None`: another
@@ -48,6 +51,7 @@ struct Partition {
 pub fn run(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
+    width_hours: i32,
     days_ahead: i32,
 ) -> QueryResult<Option<PurgeReport>> {
     let locked: Locked = sql_query("SELECT pg_try_advisory_lock($1) AS locked")
@@ -56,7 +60,7 @@ pub fn run(
     if !locked.locked {
         return Ok(None);
     }
-    let report = pass(conn, cutoff, days_ahead);
+    let report = pass(conn, cutoff, width_hours, days_ahead);
     // If this fails the connection is broken, and the lock went with it.
     let _ = sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(PURGE_LOCK)
@@ -67,45 +71,39 @@ pub fn run(
 fn pass(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
+    width_hours: i32,
     days_ahead: i32,
 ) -> QueryResult<PurgeReport> {
-    partitions::ensure_ahead(conn, days_ahead)?;
+    partitions::ensure_ahead(conn, width_hours, days_ahead)?;
     let mut report = PurgeReport::default();
-    let days: Vec<Partition> = sql_query(
-        "SELECT c.relname::text AS name, greatest(c.reltuples, 0)::bigint AS estimate \
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         WHERE i.inhparent = 'tetcore_logs_expiring'::regclass \
-         ORDER BY c.relname",
+    let expired: Vec<Partition> = sql_query(
+        "SELECT name, hi <= $1 AS whole, rows_estimate FROM tetcore_log_partitions() \
+         WHERE lo < $1 ORDER BY lo",
     )
+    .bind::<Timestamptz, _>(cutoff)
     .load(conn)?;
-    for partition in days {
-        let Some(day) = partition_day(&partition.name) else {
-            continue; // the default partition, trimmed below
-        };
-        let (Some(start), Some(end)) = (day_start(day), day.succ_opt().and_then(day_start)) else {
-            continue;
-        };
-        if end <= cutoff {
-            let dropped = conn.transaction(|c| {
-                sql_query(format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")).execute(c)?;
-                sql_query(format!("DROP TABLE \"{}\"", partition.name)).execute(c)
-            });
-            match dropped {
-                Ok(_) => {
-                    report.partitions_dropped += 1;
-                    report.rows_dropped_estimate += partition.estimate as u64;
-                }
-                Err(e) if crate::db::answers(conn) => {
-                    log::warn!(
-                        "purge deferred a partition: partition={} error={e}",
-                        partition.name
-                    );
-                    report.partitions_deferred += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        } else if start < cutoff {
+    for partition in expired {
+        if !partition.whole {
             report.rows_deleted += delete_before(conn, &partition.name, cutoff)? as u64;
+            continue;
+        }
+        let dropped = conn.transaction(|c| {
+            sql_query(format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")).execute(c)?;
+            sql_query(format!("DROP TABLE \"{}\"", partition.name)).execute(c)
+        });
+        match dropped {
+            Ok(_) => {
+                report.partitions_dropped += 1;
+                report.rows_dropped_estimate += partition.rows_estimate as u64;
+            }
+            Err(e) if crate::db::answers(conn) => {
+                log::warn!(
+                    "purge deferred a partition: partition={} error={e}",
+                    partition.name
+                );
+                report.partitions_deferred += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
     report.rows_deleted += delete_before(conn, "tetcore_logs_expiring_default", cutoff)? as u64;
@@ -126,32 +124,4 @@ fn delete_before(
     sql_query(format!("DELETE FROM \"{table}\" WHERE created_at < $1"))
         .bind::<Timestamptz, _>(cutoff)
         .execute(conn)
-}
-
-/// The day of a `tetcore_logs_expiring_pYYYYMMDD` partition.
-fn partition_day(name: &str) -> Option<NaiveDate> {
-    let digits = name.strip_prefix("tetcore_logs_expiring_p")?;
-    if digits.len() != 8 {
-        return None;
-    }
-    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
-}
-
-fn day_start(day: NaiveDate) -> Option<DateTime<Utc>> {
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_names_give_their_day() {
-        assert_eq!(
-            partition_day("tetcore_logs_expiring_p20261127"),
-            NaiveDate::from_ymd_opt(2026, 11, 27)
-        );
-        assert_eq!(partition_day("tetcore_logs_expiring_default"), None);
-        assert_eq!(partition_day("tetcore_logs_expiring_p2026112"), None);
-    }
 }
