@@ -11,7 +11,9 @@
 //! - `ingest`: WebSocket sessions, wire types and the parser.
 //! - `actors`: the DB writer and the purge (retention).
 //! - `db`: pool, embedded migrations, schema and queries.
-//! - `api`: the route table.
+//! - `api`: the route table, `/metrics` and the health probes.
+//!
+//! `src/bin/loadgen.rs` is a fleet of fake nodes for benchmarks (`scripts/bench`).
 
 pub mod actors;
 pub mod api;
@@ -62,8 +64,8 @@ impl Stopper {
     }
 }
 
-/// Starts the writer and binds the server; must run inside an actix system. The database
-/// must already be prepared (`db::prepare`).
+/// Starts the writer and the purge actors and binds the server; must run inside an actix
+/// system. The database must already be prepared (`db::prepare`).
 pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let metrics = Metrics::new();
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));

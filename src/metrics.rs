@@ -24,7 +24,8 @@ pub enum DropReason {
     Protocol,
     /// PostgreSQL refused the row even on its own (the rest of its batch was stored).
     DbRejected,
-    /// The writer had stopped when the message arrived (the service is shutting down).
+    /// The writer could not take or write it: it had stopped (the service is shutting down),
+    /// or its write failed on a bug.
     WriterGone,
 }
 

@@ -177,6 +177,7 @@ impl Writer {
         self.writing = true;
         let started = Instant::now();
         let url = store.database_url.clone();
+        let cost = budget_of(&batch);
         let job = actix_web::rt::task::spawn_blocking(move || {
             let result = store.write(&batch);
             (batch, store, result)
@@ -189,8 +190,13 @@ impl Writer {
                         writer.finish(batch, result, started, ctx);
                     }
                     Err(e) => {
-                        // The blocking task panicked: a bug, not data. Its batch is gone.
-                        log::error!("batch writer task failed: {e}; its messages are lost");
+                        // The blocking task panicked: a bug, not data. Its batch is gone, and
+                        // counted as such.
+                        log::error!(
+                            "batch writer task failed, messages lost: count={rows} error={e}"
+                        );
+                        writer.metrics.dropped(DropReason::WriterGone, rows as u64);
+                        writer.release(cost);
                         writer.store = Some(Store {
                             database_url: url,
                             conn: None,
@@ -226,14 +232,7 @@ impl Writer {
                 if written.rejected > 0 {
                     m.dropped(DropReason::DbRejected, written.rejected);
                 }
-                let cost: u64 = batch
-                    .iter()
-                    .map(|e| match e {
-                        Event::Log { cost, .. } => u64::from(*cost),
-                        _ => 0,
-                    })
-                    .sum();
-                self.release(cost);
+                self.release(budget_of(&batch));
                 self.consider_writing(ctx);
             }
             Err(e) => {
@@ -568,6 +567,17 @@ fn copy_isolating(
             copy_isolating(conn, right, written)
         }
     }
+}
+
+/// The write budget the messages of `batch` hold.
+fn budget_of(batch: &[Event]) -> u64 {
+    batch
+        .iter()
+        .map(|e| match e {
+            Event::Log { cost, .. } => u64::from(*cost),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// `base` ± 25 %, so that instances that lost the database together do not retry in step.
