@@ -3,6 +3,7 @@
 
 mod common;
 mod deploy;
+mod grafana;
 mod health;
 mod ingest;
 mod metrics;
