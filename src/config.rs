@@ -24,6 +24,7 @@
 //! | `CACHE_UPDATE_INTERVAL_MS` | `1000`             | time between cache refreshes |
 //! | `CACHE_EXPIRY_S`           | `3600`             | cache entries untouched this long are dropped |
 //! | `SHUTDOWN_TIMEOUT_S`       | `10`               | on SIGTERM/SIGINT, time to flush what was received before exiting |
+//! | `QUERY_TIMEOUT_MS`         | `5000`             | statement timeout of the query pool (API, probes, cache) |
 //! | `ASSETS_PATH`              | `./static`         | directory of the static files |
 //! | `RUST_LOG`                 | `info`             | log filter (env_logger syntax), read by the logger |
 
@@ -49,6 +50,7 @@ pub const DEFAULT_CACHE_UPDATE_TIMEOUT_S: u64 = 15;
 pub const DEFAULT_CACHE_UPDATE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_CACHE_EXPIRY_S: u64 = 3600;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 10;
+pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_ASSETS_PATH: &str = "./static";
 
 /// Every variable `Config` reads, in the order of the table above (the README lists the same).
@@ -71,6 +73,7 @@ pub const VARIABLES: &[&str] = &[
     "CACHE_UPDATE_INTERVAL_MS",
     "CACHE_EXPIRY_S",
     "SHUTDOWN_TIMEOUT_S",
+    "QUERY_TIMEOUT_MS",
     "ASSETS_PATH",
     "RUST_LOG",
 ];
@@ -95,6 +98,7 @@ pub struct Config {
     pub cache_update_interval: Duration,
     pub cache_expiry: Duration,
     pub shutdown_timeout: Duration,
+    pub query_timeout: Duration,
     pub assets_path: PathBuf,
 }
 
@@ -229,6 +233,11 @@ impl Config {
             shutdown_timeout: secs(r.at_least(
                 "SHUTDOWN_TIMEOUT_S",
                 DEFAULT_SHUTDOWN_TIMEOUT_S,
+                1,
+            )?),
+            query_timeout: Duration::from_millis(r.at_least(
+                "QUERY_TIMEOUT_MS",
+                DEFAULT_QUERY_TIMEOUT_MS,
                 1,
             )?),
             assets_path: PathBuf::from(

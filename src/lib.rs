@@ -9,7 +9,7 @@
 //! - `config`: every setting, read once from the environment.
 //! - `metrics`: the Prometheus registry and the bounded label sets.
 //! - `ingest`: WebSocket sessions, wire types and the parser.
-//! - `actors`: the DB writer and the purge (retention).
+//! - `actors`: the DB writer, the purge (retention) and the cache (latest node state).
 //! - `db`: pool, embedded migrations, schema and queries.
 //! - `api`: the route table, `/metrics` and the health probes.
 //!
@@ -31,6 +31,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::{watch, Semaphore};
 
+use actors::cache::{Cache, CacheSettings};
 use actors::purge::Purge;
 use actors::writer::{Drain, Writer, WriterSettings};
 use config::Config;
@@ -64,7 +65,7 @@ impl Stopper {
     }
 }
 
-/// Starts the writer and the purge actors and binds the server; must run inside an actix
+/// Starts the writer, purge and cache actors and binds the server; must run inside an actix
 /// system. The database must already be prepared (`db::prepare`).
 pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let metrics = Metrics::new();
@@ -74,8 +75,18 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         budget: budget.clone(),
         budget_total: config.write_queue_max_bytes,
     });
-    let purge = Purge::new(
+    let cache = Cache::new(
         pool.clone(),
+        CacheSettings {
+            interval: config.cache_update_interval,
+            timeout: config.cache_update_timeout,
+            expiry: config.cache_expiry,
+        },
+        metrics.clone(),
+    )
+    .start();
+    let purge = Purge::new(
+        config.database_url.clone(),
         config.purge_interval,
         config.log_expiry,
         metrics.clone(),
@@ -108,6 +119,8 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
             .app_data(ingest.clone())
             .app_data(metrics_data.clone())
             .app_data(health.clone())
+            .app_data(web::Data::new(pool.clone()))
+            .app_data(web::Data::new(cache.clone()))
             .configure(api::config)
     })
     .workers(config.num_threads)

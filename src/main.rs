@@ -24,7 +24,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let pool = db::pool(&config.database_url, config.db_pool_size);
+    let pool = db::pool(
+        &config.database_url,
+        config.db_pool_size,
+        config.query_timeout,
+    );
     prepare_database(&config.database_url, db::partition_hours(config.log_expiry)).await;
     let service = match start(&config, pool) {
         Ok(service) => service,

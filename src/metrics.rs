@@ -163,6 +163,9 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub pool_connections: IntGaugeVec,
     pub pool_timeouts: IntCounter,
+    pub cache_entries: IntGauge,
+    pub cache_refresh_seconds: Histogram,
+    pub cache_refresh_failures: IntCounter,
 }
 
 impl Metrics {
@@ -328,6 +331,24 @@ impl Metrics {
                 "Times a connection could not be had from the pool in time.",
             )
             .expect("valid metric"),
+            cache_entries: IntGauge::new(
+                "tetcore_cache_entries",
+                "Node sessions whose latest state the cache holds.",
+            )
+            .expect("valid metric"),
+            cache_refresh_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_cache_refresh_duration_seconds",
+                    "Time of one cache refresh from PostgreSQL.",
+                )
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0]),
+            )
+            .expect("valid metric"),
+            cache_refresh_failures: IntCounter::new(
+                "tetcore_cache_refresh_failures_total",
+                "Cache refreshes that failed (database unavailable or too slow).",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -360,6 +381,9 @@ impl Metrics {
             Box::new(self.http_seconds.clone()),
             Box::new(self.pool_connections.clone()),
             Box::new(self.pool_timeouts.clone()),
+            Box::new(self.cache_entries.clone()),
+            Box::new(self.cache_refresh_seconds.clone()),
+            Box::new(self.cache_refresh_failures.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];
         for c in collectors {

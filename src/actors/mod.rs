@@ -2,6 +2,8 @@
 //!
 //! - `writer`: batches node-session events into PostgreSQL.
 //! - `purge`: retention, on a timer.
+//! - `cache`: the latest state of every node session, refreshed from the database.
 
+pub mod cache;
 pub mod purge;
 pub mod writer;

@@ -1,6 +1,7 @@
 //! The purge actor: every `PURGE_INTERVAL_S`, removes non-audit messages older than
 //! `LOG_EXPIRY_H` (and the ended sessions they belonged to) and creates the partitions ingest
-//! will need. Runs on a blocking thread; only one instance purges at a time. A failed pass is
+//! will need. Runs on a blocking thread with a connection of its own (long statements, no
+//! statement timeout); only one instance purges at a time. A failed pass is
 //! logged and counted and the next one tries again; nothing it skips is lost, only kept longer.
 
 use std::time::{Duration, Instant};
@@ -9,11 +10,13 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::db::queries::purge::{self, PurgeReport};
-use crate::db::{partition_hours, DbPool, PARTITION_DAYS_AHEAD};
+use diesel::{Connection, PgConnection};
+
+use crate::db::{partition_hours, PARTITION_DAYS_AHEAD};
 use crate::metrics::Metrics;
 
 pub struct Purge {
-    pool: DbPool,
+    database_url: String,
     interval: Duration,
     expiry: Duration,
     metrics: Metrics,
@@ -36,9 +39,14 @@ pub enum PurgeOutcome {
 pub struct PurgeExpired;
 
 impl Purge {
-    pub fn new(pool: DbPool, interval: Duration, expiry: Duration, metrics: Metrics) -> Purge {
+    pub fn new(
+        database_url: String,
+        interval: Duration,
+        expiry: Duration,
+        metrics: Metrics,
+    ) -> Purge {
         Purge {
-            pool,
+            database_url,
             interval,
             expiry,
             metrics,
@@ -65,19 +73,15 @@ impl Handler<PurgeExpired> for Purge {
             return Box::pin(fut::ready(Ok(PurgeOutcome::Busy)));
         }
         self.running = true;
-        let pool = self.pool.clone();
+        let url = self.database_url.clone();
         let cutoff = chrono::TimeDelta::from_std(self.expiry)
             .ok()
             .and_then(|expiry| Utc::now().checked_sub_signed(expiry))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let started = Instant::now();
-        let timeouts = self.metrics.pool_timeouts.clone();
         let width = partition_hours(self.expiry);
         let job = actix_web::rt::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| {
-                timeouts.inc();
-                e.to_string()
-            })?;
+            let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
             purge::run(&mut conn, cutoff, width, PARTITION_DAYS_AHEAD).map_err(|e| e.to_string())
         });
         Box::pin(job.into_actor(self).map(move |joined, purge, _| {

@@ -1,9 +1,12 @@
 //! The route table: every path the server answers, in one place.
 //!
 //! `/` and `/audit` (trailing slash optional) are the telemetry WebSockets; `/metrics` is the
-//! Prometheus text exposition; `/healthz` and `/readyz` are the probes.
+//! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes` lists the
+//! nodes with their latest state.
 
+pub mod error;
 pub mod health;
+pub mod nodes;
 
 use std::time::Instant;
 
@@ -46,7 +49,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
         .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
         .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
-        .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)));
+        .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
+        .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)));
 }
 
 async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {

@@ -45,18 +45,32 @@ pub fn partition_hours(log_expiry: Duration) -> i32 {
 /// Any i64 that no other code of ours uses as an advisory lock key.
 const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
 
-/// A pool that connects lazily: building it never fails because the database is down. Each
-/// checkout is tested (one round trip per batch), so connections broken by a database restart
-/// are replaced instead of failing a write each.
-pub fn pool(database_url: &str, size: u32) -> DbPool {
+/// The query pool (API, probes, cache refreshes), apart from the writer's and the purge's own
+/// connections, so heavy reads never stall ingest. Every statement on it is cut off after
+/// `statement_timeout`. It connects lazily: building it never fails because the database is
+/// down; each checkout is tested, so connections broken by a database restart are replaced.
+pub fn pool(database_url: &str, size: u32, statement_timeout: Duration) -> DbPool {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(POOL_TIMEOUT)
         .test_on_check_out(true)
-        // The writer logs failed writes itself, once per attempt, with the pool's last error.
+        .connection_customizer(Box::new(StatementTimeout(statement_timeout)))
+        // Callers report what failed; r2d2 would log every failed connection attempt.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build_unchecked(ConnectionManager::new(database_url))
+}
+
+#[derive(Debug)]
+struct StatementTimeout(Duration);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        sql_query(format!("SET statement_timeout = {}", self.0.as_millis()))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 #[derive(Debug)]

@@ -220,7 +220,11 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix::System::new().block_on(async move {
-                let pool = db::pool(&config.database_url, config.db_pool_size);
+                let pool = db::pool(
+                    &config.database_url,
+                    config.db_pool_size,
+                    config.query_timeout,
+                );
                 let service = start(&config, pool).expect("service starts");
                 tx.send((
                     service.addrs[0],

@@ -7,6 +7,7 @@ mod grafana;
 mod health;
 mod ingest;
 mod metrics;
+mod nodes;
 mod outage;
 mod process;
 mod purge;

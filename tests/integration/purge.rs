@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix::Actor;
 use diesel::{sql_query, RunQueryDsl};
 use tetcore_analytics::actors::purge::{Purge, PurgeExpired, PurgeOutcome};
-use tetcore_analytics::db;
 use tetcore_analytics::db::queries::purge::PURGE_LOCK;
 use tetcore_analytics::metrics::Metrics;
 
@@ -17,7 +16,7 @@ fn purge(db: &TestDb, expiry_hours: u64) -> PurgeOutcome {
     let url = db.url.clone();
     actix::System::new().block_on(async move {
         let purge = Purge::new(
-            db::pool(&url, 2),
+            url,
             Duration::from_secs(3600),
             Duration::from_secs(expiry_hours * 3600),
             Metrics::new(),

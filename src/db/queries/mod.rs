@@ -1,6 +1,7 @@
 //! Plain query functions over a `PgConnection`, one file per table or concern.
 
 pub mod logs;
+pub mod nodes;
 pub mod partitions;
 pub mod purge;
 pub mod sessions;

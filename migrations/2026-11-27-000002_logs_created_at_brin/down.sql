@@ -1,0 +1,1 @@
+DROP INDEX tetcore_logs_created_at_brin;

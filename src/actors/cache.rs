@@ -1,0 +1,196 @@
+//! The cache actor: the latest state of every node session (heights, peers, tx count, last
+//! message), refreshed from PostgreSQL every `CACHE_UPDATE_INTERVAL_MS` by reading only the
+//! messages since the last refresh (less a margin for batches still committing). Reading the
+//! database, not this process's sockets, gives every instance behind a load balancer the same
+//! answers. A refresh slower than `CACHE_UPDATE_TIMEOUT_S` is logged and one that reaches four
+//! times that is cut off by its statement timeout; entries untouched for `CACHE_EXPIRY_S` are
+//! dropped, so memory follows the sessions that talk, not the traffic.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use diesel::{sql_query, Connection, RunQueryDsl};
+
+use crate::db::queries::nodes::{self, StateRow};
+use crate::db::DbPool;
+use crate::metrics::Metrics;
+
+/// Messages committed up to this long after they were received are still seen.
+const COMMIT_MARGIN: Duration = Duration::from_secs(5);
+
+pub struct CacheSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub expiry: Duration,
+}
+
+/// The state of one session, as its newest messages tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeState {
+    pub last_message_at: DateTime<Utc>,
+    pub best_height: Option<i64>,
+    pub finalized_height: Option<i64>,
+    pub peers: Option<i64>,
+    pub txcount: Option<i64>,
+}
+
+struct Entry {
+    state: NodeState,
+    touched: Instant,
+}
+
+pub struct Cache {
+    pool: DbPool,
+    settings: CacheSettings,
+    metrics: Metrics,
+    entries: HashMap<i64, Entry>,
+    /// Messages received after this were read by the last refresh (less the margin).
+    read_until: Option<DateTime<Utc>>,
+    refreshing: bool,
+}
+
+/// The cached state of the given sessions (those it knows).
+#[derive(Message)]
+#[rtype(result = "HashMap<i64, NodeState>")]
+pub struct LatestStates(pub Vec<i64>);
+
+/// Refresh now (the timer sends this too); answers once the refresh is merged.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Refresh;
+
+impl Cache {
+    pub fn new(pool: DbPool, settings: CacheSettings, metrics: Metrics) -> Cache {
+        Cache {
+            pool,
+            settings,
+            metrics,
+            entries: HashMap::new(),
+            read_until: None,
+            refreshing: false,
+        }
+    }
+
+    fn merge(&mut self, rows: Vec<StateRow>) {
+        let now = Instant::now();
+        for row in rows {
+            let fresh = NodeState {
+                last_message_at: row.last_message_at,
+                best_height: row.best_height,
+                finalized_height: row.finalized_height,
+                peers: row.peers,
+                txcount: row.txcount,
+            };
+            match self.entries.get_mut(&row.session) {
+                // Only what is newer replaces what is known; a value the window lacks stays.
+                Some(entry) if entry.state.last_message_at <= fresh.last_message_at => {
+                    let state = &mut entry.state;
+                    state.last_message_at = fresh.last_message_at;
+                    state.best_height = fresh.best_height.or(state.best_height);
+                    state.finalized_height = fresh.finalized_height.or(state.finalized_height);
+                    state.peers = fresh.peers.or(state.peers);
+                    state.txcount = fresh.txcount.or(state.txcount);
+                    entry.touched = now;
+                }
+                Some(_) => {}
+                None => {
+                    self.entries.insert(
+                        row.session,
+                        Entry {
+                            state: fresh,
+                            touched: now,
+                        },
+                    );
+                }
+            }
+        }
+        let expiry = self.settings.expiry;
+        self.entries
+            .retain(|_, e| now.duration_since(e.touched) < expiry);
+        self.metrics.cache_entries.set(self.entries.len() as i64);
+    }
+}
+
+impl Actor for Cache {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Refresh);
+        ctx.run_interval(self.settings.interval, |_, ctx| ctx.notify(Refresh));
+    }
+}
+
+impl Handler<Refresh> for Cache {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, _: Refresh, _: &mut Context<Self>) -> Self::Result {
+        if self.refreshing {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        self.refreshing = true;
+        let started_at = Utc::now();
+        // The first refresh reads back as far as entries are kept.
+        let since = match self.read_until {
+            Some(until) => until - COMMIT_MARGIN,
+            None => started_at - self.settings.expiry,
+        };
+        let pool = self.pool.clone();
+        let cutoff = self.settings.timeout * 4;
+        let job = actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            conn.transaction(|c| {
+                sql_query(format!(
+                    "SET LOCAL statement_timeout = {}",
+                    cutoff.as_millis()
+                ))
+                .execute(c)?;
+                nodes::states_since(c, since)
+            })
+            .map_err(|e| e.to_string())
+        });
+        let started = Instant::now();
+        Box::pin(job.into_actor(self).map(move |joined, cache, _| {
+            cache.refreshing = false;
+            let took = started.elapsed();
+            cache
+                .metrics
+                .cache_refresh_seconds
+                .observe(took.as_secs_f64());
+            if took > cache.settings.timeout {
+                log::warn!(
+                    "cache refresh slow: took_ms={} limit_ms={}",
+                    took.as_millis(),
+                    cache.settings.timeout.as_millis()
+                );
+            }
+            let rows = joined.map_err(|e| e.to_string()).and_then(|r| r);
+            match rows {
+                Ok(rows) => {
+                    cache.merge(rows);
+                    cache.read_until = Some(started_at);
+                    Ok(())
+                }
+                Err(e) => {
+                    cache.metrics.cache_refresh_failures.inc();
+                    log::warn!("cache refresh failed: error={e}");
+                    Err(e)
+                }
+            }
+        }))
+    }
+}
+
+impl Handler<LatestStates> for Cache {
+    type Result = MessageResult<LatestStates>;
+
+    fn handle(&mut self, msg: LatestStates, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            msg.0
+                .into_iter()
+                .filter_map(|id| self.entries.get(&id).map(|e| (id, e.state.clone())))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,49 @@
+//! `ApiError`: the one JSON error shape of the API, `{"error": "...", "param": "..."}`. A client
+//! mistake is a 4xx naming the parameter; an unreachable or too slow database is a 503 that
+//! says little to the client and everything to the log. Nothing a client does is a 500.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The database could not answer (down, pool exhausted, statement timeout).
+    Unavailable(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Unavailable(detail) => {
+                log::warn!("query failed: error={detail}");
+                Body {
+                    error: "the database is unavailable, try again later",
+                    param: None,
+                }
+            }
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

@@ -1,0 +1,84 @@
+//! Nodes: the newest session of every peer, and the latest state recent messages report.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel::{sql_query, QueryResult, QueryableByName, RunQueryDsl};
+
+/// A `peer_connections` row as `/nodes` shows it.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct SessionRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub ip_addr: String,
+    #[diesel(sql_type = Text)]
+    pub peer_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    pub audit: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub chain: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub version: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub authority: Option<bool>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub startup_time: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub implementation: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub genesis_hash: Option<String>,
+}
+
+/// The newest session of every peer id, by peer id.
+pub fn newest_sessions(conn: &mut PgConnection) -> QueryResult<Vec<SessionRow>> {
+    sql_query(
+        "SELECT DISTINCT ON (peer_id) id, ip_addr, peer_id, created_at, ended_at, audit, name, \
+                chain, version, authority, startup_time, implementation, genesis_hash \
+         FROM peer_connections WHERE peer_id IS NOT NULL \
+         ORDER BY peer_id, created_at DESC, id DESC",
+    )
+    .load(conn)
+}
+
+/// What the messages of one session since some time say, newest value of each.
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+pub struct StateRow {
+    #[diesel(sql_type = BigInt)]
+    pub session: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub last_message_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub best_height: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub finalized_height: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub peers: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub txcount: Option<i64>,
+}
+
+/// The latest state of every session that sent anything since `since`. Values are taken only
+/// where they are whole numbers (nodes format some as strings, and types drift).
+pub fn states_since(conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResult<Vec<StateRow>> {
+    sql_query(
+        "SELECT peer_connection_id AS session, max(created_at) AS last_message_at, \
+           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC) \
+              FILTER (WHERE logs->>'msg' = 'block.import' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS best_height, \
+           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC) \
+              FILTER (WHERE logs->>'msg' = 'notify.finalized' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS finalized_height, \
+           (array_agg((logs->>'peers')::bigint ORDER BY created_at DESC) \
+              FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'peers' ~ '^[0-9]{1,18}$'))[1] AS peers, \
+           (array_agg((logs->>'txcount')::bigint ORDER BY created_at DESC) \
+              FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'txcount' ~ '^[0-9]{1,18}$'))[1] AS txcount \
+         FROM tetcore_logs WHERE created_at > $1 GROUP BY peer_connection_id",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+}

@@ -1,0 +1,139 @@
+//! `GET /nodes`: each peer's newest session, with the cache's view of its latest state.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{wait_for, FakeNode, TestApp, TestDb};
+
+fn connected(peer: &str, name: &str) -> String {
+    format!(
+        r#"{{"id":1,"payload":{{"msg":"system.connected","name":"{name}","chain":"Testnet","version":"2.0.0","implementation":"Tetcore Node","genesis_hash":"0x0a","authority":true,"startup_time":"1700000000000","network_id":"{peer}"}},"ts":"t"}}"#
+    )
+}
+
+fn nodes(app: &TestApp) -> Vec<Value> {
+    let (status, body) = app.get("/nodes");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn nodes_lists_each_peers_newest_session_with_its_latest_state() {
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("CACHE_UPDATE_INTERVAL_MS", "100"),
+            ("DB_SAVE_LATENCY_MS", "20"),
+        ],
+    );
+    // P1's first session, since closed.
+    let mut old = FakeNode::connect(&app.url("/"));
+    old.binary(&connected("12D3KooWP1", "first-life"));
+    old.binary(r#"{"id":1,"payload":{"msg":"block.import","height":3,"best":"0x03","origin":"Own"},"ts":"t"}"#);
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 2);
+    drop(old);
+    // P1 again, live, and P2, which leaves.
+    let mut p1 = FakeNode::connect(&app.url("/audit"));
+    p1.binary(&connected("12D3KooWP1", "second-life"));
+    p1.binary(r#"{"id":1,"payload":{"msg":"block.import","height":10,"best":"0x10","origin":"Own"},"ts":"t"}"#);
+    p1.binary(
+        r#"{"id":1,"payload":{"msg":"notify.finalized","height":"8","best":"0x08"},"ts":"t"}"#,
+    );
+    p1.binary(r#"{"id":1,"payload":{"msg":"system.interval","peers":5,"bandwidth_download":1,"bandwidth_upload":1},"ts":"t"}"#);
+    p1.binary(r#"{"id":1,"payload":{"msg":"system.interval","height":10,"txcount":3,"finalized_height":8},"ts":"t"}"#);
+    let mut p2 = FakeNode::connect(&app.url("/"));
+    p2.binary(&connected("12D3KooWP2", "other"));
+    p2.binary(r#"{"id":1,"payload":{"msg":"block.import","height":"not a number","origin":"Own"},"ts":"t"}"#);
+    // A session that never said who it is is not listed.
+    let mut anonymous = FakeNode::connect(&app.url("/"));
+    anonymous.binary(r#"{"msg":"system.interval","peers":1}"#);
+    wait_for("all stored", Duration::from_secs(10), || app.stored() == 10);
+    drop(p2);
+    wait_for(
+        "the cache to see P1's state and P2 gone",
+        Duration::from_secs(10),
+        || {
+            let list = nodes(&app);
+            list.len() == 2 && list[0]["txcount"] == 3 && list[1]["connected"] == false
+        },
+    );
+    let list = nodes(&app);
+    let p1_view = &list[0];
+    assert_eq!(p1_view["peer_id"], "12D3KooWP1");
+    assert_eq!(p1_view["name"], "second-life", "the newest session");
+    assert_eq!(p1_view["audit"], true);
+    assert_eq!(p1_view["ip_addr"], "127.0.0.1");
+    assert_eq!(p1_view["chain"], "Testnet");
+    assert_eq!(p1_view["version"], "2.0.0");
+    assert_eq!(p1_view["implementation"], "Tetcore Node");
+    assert_eq!(p1_view["genesis_hash"], "0x0a");
+    assert_eq!(p1_view["authority"], true);
+    assert_eq!(p1_view["startup_time"], 1_700_000_000_000i64);
+    assert_eq!(p1_view["best_height"], 10);
+    assert_eq!(p1_view["finalized_height"], 8);
+    assert_eq!(p1_view["peers"], 5);
+    assert_eq!(p1_view["connected"], true);
+    assert!(p1_view["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(p1_view["last_message_at"].as_str().unwrap().ends_with('Z'));
+    let p2_view = &list[1];
+    assert_eq!(p2_view["peer_id"], "12D3KooWP2");
+    assert_eq!(
+        p2_view["best_height"],
+        Value::Null,
+        "a non-numeric height is not a height"
+    );
+    assert_eq!(p2_view["connected"], false);
+    assert_eq!(app.get("/nodes/").0, 200);
+    let (_, metrics) = app.get("/metrics");
+    assert!(metrics.contains("tetcore_cache_entries 4"), "{metrics}");
+    assert!(metrics.contains("tetcore_cache_refresh_failures_total 0"));
+    drop((p1, anonymous));
+}
+
+#[test]
+fn nodes_is_503_with_a_json_error_while_the_database_is_away() {
+    let db = TestDb::unreachable();
+    let app = TestApp::start(&db, &[("CACHE_UPDATE_INTERVAL_MS", "100")]);
+    let (status, body) = app.get("/nodes");
+    assert_eq!(status, 503);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("unavailable"));
+    assert!(
+        !body.contains("127.0.0.1:9"),
+        "no connection details to the client"
+    );
+    wait_for(
+        "a failed refresh is counted",
+        Duration::from_secs(15),
+        || app.metrics.cache_refresh_failures.get() > 0,
+    );
+}
+
+#[test]
+fn cache_entries_of_silent_sessions_expire() {
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("CACHE_UPDATE_INTERVAL_MS", "100"),
+            ("CACHE_EXPIRY_S", "1"),
+            ("DB_SAVE_LATENCY_MS", "20"),
+        ],
+    );
+    let mut node = FakeNode::connect(&app.url("/"));
+    node.binary(&connected("12D3KooWP3", "brief"));
+    wait_for("an entry", Duration::from_secs(10), || {
+        app.metrics.cache_entries.get() == 1
+    });
+    // Silent from now on: once its messages leave the refresh window, the entry goes.
+    wait_for("the entry to expire", Duration::from_secs(20), || {
+        app.metrics.cache_entries.get() == 0
+    });
+    drop(node);
+}
