@@ -163,6 +163,7 @@ pub struct Metrics {
     pub http_seconds: HistogramVec,
     pub pool_connections: IntGaugeVec,
     pub pool_timeouts: IntCounter,
+    pub pool_wait_seconds: Histogram,
     pub cache_entries: IntGauge,
     pub cache_refresh_seconds: Histogram,
     pub cache_refresh_failures: IntCounter,
@@ -331,6 +332,14 @@ impl Metrics {
                 "Times a connection could not be had from the pool in time.",
             )
             .expect("valid metric"),
+            pool_wait_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_db_pool_wait_seconds",
+                    "Time spent waiting for a connection from the query pool.",
+                )
+                .buckets(vec![0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0]),
+            )
+            .expect("valid metric"),
             cache_entries: IntGauge::new(
                 "tetcore_cache_entries",
                 "Node sessions whose latest state the cache holds.",
@@ -381,6 +390,7 @@ impl Metrics {
             Box::new(self.http_seconds.clone()),
             Box::new(self.pool_connections.clone()),
             Box::new(self.pool_timeouts.clone()),
+            Box::new(self.pool_wait_seconds.clone()),
             Box::new(self.cache_entries.clone()),
             Box::new(self.cache_refresh_seconds.clone()),
             Box::new(self.cache_refresh_failures.clone()),

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use diesel::{sql_query, Connection, RunQueryDsl};
 
 use crate::db::queries::nodes::{self, StateRow};
-use crate::db::DbPool;
+use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 
 /// Messages committed up to this long after they were received are still seen.
@@ -137,9 +137,10 @@ impl Handler<Refresh> for Cache {
             None => started_at - self.settings.expiry,
         };
         let pool = self.pool.clone();
+        let metrics = self.metrics.clone();
         let cutoff = self.settings.timeout * 4;
         let job = actix_web::rt::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let mut conn = db::checkout(&pool, db::POOL_TIMEOUT, &metrics)?;
             conn.transaction(|c| {
                 sql_query(format!(
                     "SET LOCAL statement_timeout = {}",

@@ -49,12 +49,9 @@ pub async fn readyz(health: web::Data<Health>, metrics: web::Data<Metrics>) -> H
         ));
     }
     let pool = health.pool.clone();
-    let timeouts = metrics.pool_timeouts.clone();
+    let metrics = metrics.get_ref().clone();
     let answered = web::block(move || {
-        let mut conn = pool.get_timeout(READY_POOL_TIMEOUT).map_err(|e| {
-            timeouts.inc();
-            e.to_string()
-        })?;
+        let mut conn = db::checkout(&pool, READY_POOL_TIMEOUT, &metrics)?;
         if db::answers(&mut conn) {
             Ok(())
         } else {

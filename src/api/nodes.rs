@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::error::ApiError;
 use crate::actors::cache::{Cache, LatestStates};
 use crate::db::queries::nodes;
-use crate::db::DbPool;
+use crate::db::{self, DbPool};
+use crate::metrics::Metrics;
 
 /// A session counts as connected while its socket is open and it was heard from this recently
 /// (a session left open by an instance that died is not connected).
@@ -47,12 +48,13 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 pub async fn list(
     pool: web::Data<DbPool>,
     cache: web::Data<Addr<Cache>>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let pool = pool.get_ref().clone();
+    let metrics = metrics.get_ref().clone();
     let sessions = web::block(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let mut conn =
+            db::checkout(&pool, db::POOL_TIMEOUT, &metrics).map_err(ApiError::Unavailable)?;
         nodes::newest_sessions(&mut conn).map_err(|e| ApiError::Unavailable(e.to_string()))
     })
     .await

@@ -15,6 +15,8 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::{sql_query, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::metrics::Metrics;
+
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
 
@@ -59,6 +61,20 @@ pub fn pool(database_url: &str, size: u32, statement_timeout: Duration) -> DbPoo
         // Callers report what failed; r2d2 would log every failed connection attempt.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build_unchecked(ConnectionManager::new(database_url))
+}
+
+/// A connection from the query pool, waiting at most `wait`; the wait and any timeout are
+/// counted (`tetcore_db_pool_wait_seconds`, `tetcore_db_pool_timeouts_total`).
+pub fn checkout(pool: &DbPool, wait: Duration, metrics: &Metrics) -> Result<DbConn, String> {
+    let started = std::time::Instant::now();
+    let conn = pool.get_timeout(wait);
+    metrics
+        .pool_wait_seconds
+        .observe(started.elapsed().as_secs_f64());
+    conn.map_err(|e| {
+        metrics.pool_timeouts.inc();
+        e.to_string()
+    })
 }
 
 #[derive(Debug)]

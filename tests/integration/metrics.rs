@@ -33,6 +33,7 @@ fn metrics_cover_the_service_and_pass_promtool() {
         "tetcore_http_requests_total{route=\"/\",status=\"101\"} 1",
         "tetcore_http_request_duration_seconds_bucket{route=\"/readyz\"",
         "tetcore_db_pool_connections{state=\"max\"} 4",
+        "tetcore_db_pool_wait_seconds_count",
         "tetcore_purge_runs_total{result=\"done\"} 0",
         "tetcore_cache_entries",
         "tetcore_cache_refresh_duration_seconds_count",
