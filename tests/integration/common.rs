@@ -79,12 +79,22 @@ impl TestDb {
             .execute(&mut admin)
             .unwrap();
         if !database_exists(&mut admin, &template) {
-            sql_query(format!("CREATE DATABASE {template}"))
+            // Built under another name and renamed when complete, so a run that dies half-way
+            // never leaves a half-made template behind.
+            let building = format!("{template}_building");
+            sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .execute(&mut admin)
+                .unwrap();
+            sql_query(format!("CREATE DATABASE {building}"))
                 .execute(&mut admin)
                 .unwrap();
             let mut conn =
-                PgConnection::establish(&format!("{}/{template}", server_url())).unwrap();
+                PgConnection::establish(&format!("{}/{building}", server_url())).unwrap();
             db::prepare(&mut conn, 24).expect("migrations apply to an empty database");
+            drop(conn);
+            sql_query(format!("ALTER DATABASE {building} RENAME TO {template}"))
+                .execute(&mut admin)
+                .unwrap();
         }
         sql_query("SELECT pg_advisory_unlock(7464)")
             .execute(&mut admin)
