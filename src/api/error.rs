@@ -8,8 +8,19 @@ use serde::Serialize;
 
 #[derive(Debug)]
 pub enum ApiError {
+    /// A parameter the client got wrong.
+    BadParam { param: &'static str, error: String },
     /// The database could not answer (down, pool exhausted, statement timeout).
     Unavailable(String),
+}
+
+impl ApiError {
+    pub fn bad(param: &'static str, error: &str) -> ApiError {
+        ApiError::BadParam {
+            param,
+            error: format!("{param} {error}"),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -23,6 +34,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
+            ApiError::BadParam { error, .. } => f.write_str(error),
         }
     }
 }
@@ -31,6 +43,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -43,6 +56,10 @@ impl ResponseError for ApiError {
                     param: None,
                 }
             }
+            ApiError::BadParam { param, error } => Body {
+                error,
+                param: Some(param),
+            },
         };
         HttpResponse::build(self.status_code()).json(body)
     }

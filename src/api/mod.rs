@@ -1,12 +1,15 @@
 //! The route table: every path the server answers, in one place.
 //!
 //! `/` and `/audit` (trailing slash optional) are the telemetry WebSockets; `/metrics` is the
-//! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes` lists the
-//! nodes with their latest state.
+//! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes...` and
+//! `/stats/db` answer JSON. Handlers parse their parameters (`params`), run plain query
+//! functions (`run_query`) and shape the rows into views.
 
 pub mod error;
 pub mod health;
 pub mod nodes;
+pub mod params;
+pub mod stats;
 
 use std::time::Instant;
 
@@ -15,8 +18,34 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{http::header, web, HttpResponse};
 
+use diesel::pg::PgConnection;
+
+use crate::db::{self, DbPool};
 use crate::ingest::session;
 use crate::metrics::Metrics;
+use error::ApiError;
+
+/// Runs `query` on a connection of the query pool, on a blocking thread. Any failure of the
+/// database is a 503 (the detail goes to the log, not the client).
+pub async fn run_query<T, F>(
+    pool: &web::Data<DbPool>,
+    metrics: &web::Data<Metrics>,
+    query: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+{
+    let pool = pool.get_ref().clone();
+    let metrics = metrics.get_ref().clone();
+    web::block(move || {
+        let mut conn =
+            db::checkout(&pool, db::POOL_TIMEOUT, &metrics).map_err(ApiError::Unavailable)?;
+        query(&mut conn).map_err(|e| ApiError::Unavailable(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?
+}
 
 /// Counts every request by route pattern and status, with its latency.
 pub async fn observe(
@@ -50,7 +79,13 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
         .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
         .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
-        .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)));
+        .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))
+        .service(
+            web::resource(["/nodes/log_stats", "/nodes/log_stats/"])
+                .route(web::get().to(nodes::log_stats)),
+        )
+        .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
+        .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)));
 }
 
 async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {

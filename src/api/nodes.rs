@@ -1,17 +1,20 @@
 //! `GET /nodes`: the newest session of every known peer id, with the latest state the cache
-//! holds for it. Request → query (newest sessions) + cache → JSON.
+//! holds for it. `GET /nodes/log_stats` and `GET /nodes/logs`: one peer's messages, counted by
+//! kind or listed. Request → parameters → query (+ cache) → JSON.
 
 use std::time::Duration;
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::params::Params;
+use super::run_query;
 use crate::actors::cache::{Cache, LatestStates};
-use crate::db::queries::nodes;
-use crate::db::{self, DbPool};
+use crate::db::queries::nodes::{self, LogFilter};
+use crate::db::DbPool;
 use crate::metrics::Metrics;
 
 /// A session counts as connected while its socket is open and it was heard from this recently
@@ -50,15 +53,7 @@ pub async fn list(
     cache: web::Data<Addr<Cache>>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = pool.get_ref().clone();
-    let metrics = metrics.get_ref().clone();
-    let sessions = web::block(move || {
-        let mut conn =
-            db::checkout(&pool, db::POOL_TIMEOUT, &metrics).map_err(ApiError::Unavailable)?;
-        nodes::newest_sessions(&mut conn).map_err(|e| ApiError::Unavailable(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    let sessions = run_query(&pool, &metrics, nodes::newest_sessions).await?;
     let states = cache
         .send(LatestStates(sessions.iter().map(|s| s.id).collect()))
         .await
@@ -91,6 +86,82 @@ pub async fn list(
                 last_message_at: heard.map(rfc3339),
                 connected: s.ended_at.is_none() && recent,
             }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Most messages `/nodes/logs` returns at once, and how many when `limit` is not given.
+const LOGS_MAX: i64 = 10_000;
+const LOGS_DEFAULT: i64 = 100;
+
+#[derive(Serialize)]
+struct LogStatView {
+    qty: i64,
+    log_type: Option<String>,
+}
+
+pub async fn log_stats(
+    req: HttpRequest,
+    pool: web::Data<DbPool>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string())?;
+    let peer_id = params.required("peer_id")?.to_owned();
+    let rows = run_query(&pool, &metrics, move |c| nodes::log_stats(c, &peer_id)).await?;
+    let views: Vec<LogStatView> = rows
+        .into_iter()
+        .map(|r| LogStatView {
+            qty: r.qty,
+            log_type: r.log_type,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[derive(Serialize)]
+struct LogView {
+    ip_addr: String,
+    peer_id: String,
+    msg: Option<String>,
+    created_at: String,
+    logs: serde_json::Value,
+}
+
+pub async fn logs(
+    req: HttpRequest,
+    pool: web::Data<DbPool>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string())?;
+    let peer_id = params.required("peer_id")?.to_owned();
+    let msg = params.text("msg")?.map(str::to_owned);
+    let target = params.text("target")?.map(str::to_owned);
+    let start = params.time("start_time")?;
+    let end = params.time("end_time")?.unwrap_or_else(Utc::now);
+    let limit = params.limit("limit", LOGS_DEFAULT, LOGS_MAX)?;
+    let rows = run_query(&pool, &metrics, move |c| {
+        nodes::logs(
+            c,
+            &LogFilter {
+                peer_id: &peer_id,
+                msg: msg.as_deref(),
+                target: target.as_deref(),
+                start,
+                end,
+                limit,
+            },
+        )
+    })
+    .await?;
+    let views: Vec<LogView> = rows
+        .into_iter()
+        .map(|r| LogView {
+            ip_addr: r.ip_addr,
+            peer_id: r.peer_id,
+            msg: r.msg,
+            created_at: rfc3339(r.created_at),
+            logs: r.logs,
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))

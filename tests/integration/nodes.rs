@@ -137,3 +137,136 @@ fn cache_entries_of_silent_sessions_expire() {
     });
     drop(node);
 }
+
+/// Sends a peer's messages: two sessions, kinds in known proportions, one with a target.
+fn fill_peer(app: &TestApp) {
+    for life in ["one", "two"] {
+        let mut node = FakeNode::connect(&app.url("/"));
+        node.binary(&connected("12D3KooWLogs", life));
+        for i in 0..3 {
+            node.binary(&format!(
+                r#"{{"id":1,"payload":{{"msg":"block.import","height":{i},"best":"0x0{i}","origin":"Own"}},"ts":"t"}}"#
+            ));
+        }
+        node.binary(r#"{"id":1,"payload":{"msg":"tracing.profiling","target":"sc_service","name":"x","time":1},"ts":"t"}"#);
+    }
+    let mut other = FakeNode::connect(&app.url("/"));
+    other.binary(&connected("12D3KooWElse", "else"));
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 11);
+}
+
+fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
+    let (status, body) = app.get(path);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: {body}")),
+    )
+}
+
+#[test]
+fn log_stats_counts_a_peers_messages_by_kind_biggest_first() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    fill_peer(&app);
+    let (status, stats) = get_json(&app, "/nodes/log_stats?peer_id=12D3KooWLogs&ignored=1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats,
+        serde_json::json!([
+            {"qty": 6, "log_type": "block.import"},
+            {"qty": 2, "log_type": "system.connected"},
+            {"qty": 2, "log_type": "tracing.profiling"}
+        ])
+    );
+    assert_eq!(
+        get_json(&app, "/nodes/log_stats/?peer_id=unknown").1,
+        serde_json::json!([])
+    );
+    let (status, error) = get_json(&app, "/nodes/log_stats");
+    assert_eq!(status, 400);
+    assert_eq!(error["param"], "peer_id");
+}
+
+#[test]
+fn logs_filters_orders_newest_first_and_validates_every_parameter() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    fill_peer(&app);
+    let (status, all) = get_json(&app, "/nodes/logs?peer_id=12D3KooWLogs");
+    assert_eq!(status, 200);
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(
+        all.len(),
+        10,
+        "both sessions of the peer, not the other peer"
+    );
+    let times: Vec<&str> = all
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    assert_eq!(
+        all[0]["msg"], "tracing.profiling",
+        "the last message sent comes first"
+    );
+    assert_eq!(all[0]["ip_addr"], "127.0.0.1");
+    assert_eq!(all[0]["peer_id"], "12D3KooWLogs");
+    assert_eq!(all[0]["logs"]["target"], "sc_service");
+    assert!(all[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let count = |query: &str| -> usize {
+        let (status, rows) = get_json(&app, &format!("/nodes/logs/?peer_id=12D3KooWLogs&{query}"));
+        assert_eq!(status, 200, "{query}");
+        rows.as_array().unwrap().len()
+    };
+    assert_eq!(count("msg=block.import"), 6);
+    assert_eq!(count("target=sc_service"), 2);
+    assert_eq!(count("msg=block.import&limit=2"), 2);
+    assert_eq!(count("limit=10000"), 10);
+    assert_eq!(count("end_time=2000-01-01T00:00:00"), 0);
+    assert_eq!(count("start_time=2000-01-01T00:00:00Z"), 10);
+    assert_eq!(count("start_time=2999-01-01T00:00:00%2B01:00"), 0);
+
+    for (query, param) in [
+        ("", "peer_id"),
+        ("peer_id=", "peer_id"),
+        ("peer_id=x&limit=0", "limit"),
+        ("peer_id=x&limit=10001", "limit"),
+        ("peer_id=x&limit=many", "limit"),
+        ("peer_id=x&start_time=yesterday", "start_time"),
+        ("peer_id=x&end_time=2019-13-01T00:00:00", "end_time"),
+    ] {
+        let (status, error) = get_json(&app, &format!("/nodes/logs?{query}"));
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(error["param"], param, "{query}");
+        assert!(error["error"].as_str().unwrap().contains(param), "{query}");
+    }
+}
+
+#[test]
+fn stats_db_lists_our_tables_and_indexes_biggest_first() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    fill_peer(&app);
+    let (status, rows) = get_json(&app, "/stats/db/");
+    assert_eq!(status, 200);
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["relation"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"peer_connections"));
+    assert!(names.contains(&"peer_connections_pkey"));
+    assert!(names
+        .iter()
+        .any(|n| n.starts_with("tetcore_logs_expiring_p")));
+    let bytes: Vec<i64> = rows.iter().map(|r| r["bytes"].as_i64().unwrap()).collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "biggest first");
+    assert!(rows[0]["size"].as_str().unwrap().contains("B"));
+    assert!(rows
+        .iter()
+        .all(|r| r["rows_estimate"].as_i64().unwrap() >= 0));
+}

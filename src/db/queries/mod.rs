@@ -5,3 +5,4 @@ pub mod nodes;
 pub mod partitions;
 pub mod purge;
 pub mod sessions;
+pub mod stats;

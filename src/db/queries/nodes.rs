@@ -82,3 +82,70 @@ pub fn states_since(conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResul
     .bind::<Timestamptz, _>(since)
     .load(conn)
 }
+
+/// Message counts by kind over every session of one peer.
+#[derive(QueryableByName, Debug)]
+pub struct LogStat {
+    #[diesel(sql_type = BigInt)]
+    pub qty: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub log_type: Option<String>,
+}
+
+/// Counts by `msg`, biggest first. Served by the (peer_connection_id, created_at) index: the
+/// cost follows that peer's rows, not the table's.
+pub fn log_stats(conn: &mut PgConnection, peer_id: &str) -> QueryResult<Vec<LogStat>> {
+    sql_query(
+        "SELECT count(*) AS qty, l.logs->>'msg' AS log_type FROM tetcore_logs l \
+         WHERE l.peer_connection_id IN (SELECT id FROM peer_connections WHERE peer_id = $1) \
+         GROUP BY 2 ORDER BY qty DESC, log_type",
+    )
+    .bind::<Text, _>(peer_id)
+    .load(conn)
+}
+
+/// One stored message with where it came from.
+#[derive(QueryableByName, Debug)]
+pub struct LogRow {
+    #[diesel(sql_type = Text)]
+    pub ip_addr: String,
+    #[diesel(sql_type = Text)]
+    pub peer_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub msg: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub logs: serde_json::Value,
+}
+
+/// What `/nodes/logs` asks for.
+pub struct LogFilter<'a> {
+    pub peer_id: &'a str,
+    pub msg: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: DateTime<Utc>,
+    pub limit: i64,
+}
+
+/// A peer's messages, newest first.
+pub fn logs(conn: &mut PgConnection, f: &LogFilter<'_>) -> QueryResult<Vec<LogRow>> {
+    sql_query(
+        "SELECT p.ip_addr, p.peer_id, l.logs->>'msg' AS msg, l.created_at, l.logs \
+         FROM tetcore_logs l JOIN peer_connections p ON p.id = l.peer_connection_id \
+         WHERE p.peer_id = $1 \
+           AND ($2::text IS NULL OR l.logs->>'msg' = $2) \
+           AND ($3::text IS NULL OR l.logs->>'target' = $3) \
+           AND ($4::timestamptz IS NULL OR l.created_at >= $4) \
+           AND l.created_at <= $5 \
+         ORDER BY l.created_at DESC, l.id DESC LIMIT $6",
+    )
+    .bind::<Text, _>(f.peer_id)
+    .bind::<Nullable<Text>, _>(f.msg)
+    .bind::<Nullable<Text>, _>(f.target)
+    .bind::<Nullable<Timestamptz>, _>(f.start)
+    .bind::<Timestamptz, _>(f.end)
+    .bind::<BigInt, _>(f.limit)
+    .load(conn)
+}
