@@ -25,6 +25,7 @@
 //! | `CACHE_EXPIRY_S`           | `3600`             | cache entries untouched this long are dropped |
 //! | `SHUTDOWN_TIMEOUT_S`       | `10`               | on SIGTERM/SIGINT, time to flush what was received before exiting |
 //! | `QUERY_TIMEOUT_MS`         | `5000`             | statement timeout of the query pool (API, probes, cache) |
+//! | `API_MAX_BODY_BYTES`       | `65536`            | largest request body the JSON API takes (413 beyond) |
 //! | `ASSETS_PATH`              | `./static`         | directory of the static files |
 //! | `RUST_LOG`                 | `info`             | log filter (env_logger syntax), read by the logger |
 
@@ -51,6 +52,7 @@ pub const DEFAULT_CACHE_UPDATE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_CACHE_EXPIRY_S: u64 = 3600;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_API_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_ASSETS_PATH: &str = "./static";
 
 /// Every variable `Config` reads, in the order of the table above (the README lists the same).
@@ -74,6 +76,7 @@ pub const VARIABLES: &[&str] = &[
     "CACHE_EXPIRY_S",
     "SHUTDOWN_TIMEOUT_S",
     "QUERY_TIMEOUT_MS",
+    "API_MAX_BODY_BYTES",
     "ASSETS_PATH",
     "RUST_LOG",
 ];
@@ -99,6 +102,7 @@ pub struct Config {
     pub cache_expiry: Duration,
     pub shutdown_timeout: Duration,
     pub query_timeout: Duration,
+    pub api_max_body_bytes: usize,
     pub assets_path: PathBuf,
 }
 
@@ -240,6 +244,7 @@ impl Config {
                 DEFAULT_QUERY_TIMEOUT_MS,
                 1,
             )?),
+            api_max_body_bytes: r.at_least("API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, 1)?,
             assets_path: PathBuf::from(
                 r.raw("ASSETS_PATH")
                     .unwrap_or_else(|| DEFAULT_ASSETS_PATH.to_owned()),

@@ -113,6 +113,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         shutdown_rx,
     ));
     let metrics_data = web::Data::new(metrics.clone());
+    let body_limit = api::benchmarks::BodyLimit(config.api_max_body_bytes);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(api::observe))
@@ -121,6 +122,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
             .app_data(health.clone())
             .app_data(web::Data::new(pool.clone()))
             .app_data(web::Data::new(cache.clone()))
+            .app_data(web::Data::new(body_limit))
             .configure(api::config)
     })
     .workers(config.num_threads)

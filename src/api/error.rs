@@ -10,6 +10,10 @@ use serde::Serialize;
 pub enum ApiError {
     /// A parameter the client got wrong.
     BadParam { param: &'static str, error: String },
+    /// No such id.
+    NotFound(&'static str),
+    /// A request body above the limit.
+    TooLarge(usize),
     /// The database could not answer (down, pool exhausted, statement timeout).
     Unavailable(String),
 }
@@ -35,6 +39,8 @@ impl std::fmt::Display for ApiError {
         match self {
             ApiError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
             ApiError::BadParam { error, .. } => f.write_str(error),
+            ApiError::NotFound(what) => write!(f, "no such {what}"),
+            ApiError::TooLarge(limit) => write!(f, "the request body is larger than {limit} bytes"),
         }
     }
 }
@@ -44,10 +50,13 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let text = self.to_string();
         let body = match self {
             ApiError::Unavailable(detail) => {
                 log::warn!("query failed: error={detail}");
@@ -59,6 +68,10 @@ impl ResponseError for ApiError {
             ApiError::BadParam { param, error } => Body {
                 error,
                 param: Some(param),
+            },
+            ApiError::NotFound(_) | ApiError::TooLarge(_) => Body {
+                error: &text,
+                param: None,
             },
         };
         HttpResponse::build(self.status_code()).json(body)

@@ -5,6 +5,7 @@
 //! `/stats/db` answer JSON. Handlers parse their parameters (`params`), run plain query
 //! functions (`run_query`) and shape the rows into views.
 
+pub mod benchmarks;
 pub mod error;
 pub mod health;
 pub mod nodes;
@@ -24,6 +25,11 @@ use crate::db::{self, DbPool};
 use crate::ingest::session;
 use crate::metrics::Metrics;
 use error::ApiError;
+
+/// Times in responses: RFC 3339 in UTC, microseconds.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
 
 /// Runs `query` on a connection of the query pool, on a blocking thread. Any failure of the
 /// database is a 503 (the detail goes to the log, not the client).
@@ -85,7 +91,33 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(nodes::log_stats)),
         )
         .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
-        .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)));
+        .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
+        .service(
+            web::resource(["/host_systems", "/host_systems/"])
+                .route(web::get().to(benchmarks::list_host_systems))
+                .route(web::post().to(benchmarks::create_host_system)),
+        )
+        .service(
+            web::resource(["/host_systems/{id}", "/host_systems/{id}/"])
+                .route(web::get().to(benchmarks::get_host_system)),
+        )
+        .service(
+            web::resource(["/benchmarks", "/benchmarks/"])
+                .route(web::get().to(benchmarks::list_benchmarks))
+                .route(web::post().to(benchmarks::create_benchmark)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}", "/benchmarks/{id}/"])
+                .route(web::get().to(benchmarks::get_benchmark)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}/nodes", "/benchmarks/{id}/nodes/"])
+                .route(web::get().to(benchmarks::benchmark_nodes)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}/log_stats", "/benchmarks/{id}/log_stats/"])
+                .route(web::get().to(benchmarks::benchmark_log_stats)),
+        );
 }
 
 async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {

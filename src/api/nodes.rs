@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::params::Params;
-use super::run_query;
+use super::{rfc3339, run_query};
 use crate::actors::cache::{Cache, LatestStates};
 use crate::db::queries::nodes::{self, LogFilter};
 use crate::db::DbPool;
@@ -42,10 +42,6 @@ pub struct NodeView {
     pub txcount: Option<i64>,
     pub last_message_at: Option<String>,
     pub connected: bool,
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 pub async fn list(
@@ -96,9 +92,56 @@ const LOGS_MAX: i64 = 10_000;
 const LOGS_DEFAULT: i64 = 100;
 
 #[derive(Serialize)]
-struct LogStatView {
+pub struct LogStatView {
     qty: i64,
     log_type: Option<String>,
+}
+
+impl From<nodes::LogStat> for LogStatView {
+    fn from(r: nodes::LogStat) -> Self {
+        LogStatView {
+            qty: r.qty,
+            log_type: r.log_type,
+        }
+    }
+}
+
+/// A session's connection fields, as benchmark windows list them.
+#[derive(Serialize)]
+pub struct SessionView {
+    id: i64,
+    ip_addr: String,
+    peer_id: Option<String>,
+    created_at: String,
+    ended_at: Option<String>,
+    audit: bool,
+    name: Option<String>,
+    chain: Option<String>,
+    version: Option<String>,
+    authority: Option<bool>,
+    startup_time: Option<i64>,
+    implementation: Option<String>,
+    genesis_hash: Option<String>,
+}
+
+impl From<nodes::SessionRow> for SessionView {
+    fn from(s: nodes::SessionRow) -> Self {
+        SessionView {
+            id: s.id,
+            ip_addr: s.ip_addr,
+            peer_id: Some(s.peer_id).filter(|p| !p.is_empty()),
+            created_at: rfc3339(s.created_at),
+            ended_at: s.ended_at.map(rfc3339),
+            audit: s.audit,
+            name: s.name,
+            chain: s.chain,
+            version: s.version,
+            authority: s.authority,
+            startup_time: s.startup_time,
+            implementation: s.implementation,
+            genesis_hash: s.genesis_hash,
+        }
+    }
 }
 
 pub async fn log_stats(
@@ -109,13 +152,7 @@ pub async fn log_stats(
     let params = Params::parse(req.query_string())?;
     let peer_id = params.required("peer_id")?.to_owned();
     let rows = run_query(&pool, &metrics, move |c| nodes::log_stats(c, &peer_id)).await?;
-    let views: Vec<LogStatView> = rows
-        .into_iter()
-        .map(|r| LogStatView {
-            qty: r.qty,
-            log_type: r.log_type,
-        })
-        .collect();
+    let views: Vec<LogStatView> = rows.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 

@@ -10,6 +10,29 @@ use super::error::ApiError;
 
 pub struct Params(HashMap<String, String>);
 
+/// A time as `2019-01-01T00:00:00` (UTC) or RFC 3339 with an offset.
+pub fn time(name: &'static str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|t| t.and_utc())
+        .map_err(|_| {
+            ApiError::bad(
+                name,
+                "must be a time like 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset",
+            )
+        })
+}
+
+/// A path id: a positive whole number.
+pub fn id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad("id", "must be a positive whole number"))
+}
+
 impl Params {
     pub fn parse(query: &str) -> Result<Params, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
@@ -31,20 +54,7 @@ impl Params {
     }
 
     pub fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        let Some(text) = self.text(name)? else {
-            return Ok(None);
-        };
-        if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-            return Ok(Some(t.with_timezone(&Utc)));
-        }
-        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-            .map(|t| Some(t.and_utc()))
-            .map_err(|_| {
-                ApiError::bad(
-                    name,
-                    "must be a time like 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset",
-                )
-            })
+        self.text(name)?.map(|t| time(name, t)).transpose()
     }
 
     /// A whole number from 1 to `max`, `default` when absent.

@@ -60,4 +60,53 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(peer_connections, tetcore_logs,);
+diesel::table! {
+    /// Benchmark runs (POST /benchmarks); their window selects telemetry to compare.
+    benchmarks (id) {
+        /// Benchmark id.
+        id -> Int8,
+        /// Start of the benchmark window.
+        ts_start -> Timestamptz,
+        /// End of the benchmark window.
+        ts_end -> Timestamptz,
+        /// Free text describing the run.
+        description -> Nullable<Text>,
+        /// The chain specification used, as given.
+        chain_spec -> Nullable<Jsonb>,
+        /// The benchmark parameters, as given.
+        benchmark_spec -> Nullable<Jsonb>,
+        /// The machine (host_systems.id).
+        host_system_id -> Int8,
+        /// When the benchmark was recorded (server clock).
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Machines benchmarks ran on (POST /host_systems).
+    host_systems (id) {
+        /// Host system id.
+        id -> Int8,
+        /// Free text describing the machine.
+        description -> Text,
+        /// Operating system.
+        os -> Text,
+        /// Number of CPUs (cores).
+        cpu_qty -> Int4,
+        /// CPU clock in MHz.
+        cpu_clock -> Int4,
+        /// Memory in MiB.
+        ram_mb -> Int4,
+        /// Disk description, e.g. NVME.
+        disk_info -> Text,
+    }
+}
+
+diesel::joinable!(benchmarks -> host_systems (host_system_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    benchmarks,
+    host_systems,
+    peer_connections,
+    tetcore_logs,
+);

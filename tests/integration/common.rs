@@ -330,6 +330,11 @@ impl TestApp {
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.addr, path)
     }
+
+    /// POST a JSON body; returns (status, body).
+    pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
+        http(self.addr, "POST", path, Some(body))
+    }
 }
 
 impl Drop for TestApp {
@@ -340,15 +345,33 @@ impl Drop for TestApp {
 
 /// GET over plain HTTP/1.1; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(addr, "GET", path, None)
+}
+
+/// One HTTP/1.1 request (with a JSON body if given); returns (status, body).
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
     )
     .unwrap();
+    if let Some(body) = body {
+        write!(
+            stream,
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .unwrap();
+    }
+    stream.write_all(b"\r\n").unwrap();
+    if let Some(body) = body {
+        // The server may answer (413) before reading it all; that is not our failure.
+        let _ = stream.write_all(body);
+    }
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response

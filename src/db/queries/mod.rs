@@ -1,5 +1,6 @@
 //! Plain query functions over a `PgConnection`, one file per table or concern.
 
+pub mod benchmarks;
 pub mod logs;
 pub mod nodes;
 pub mod partitions;

@@ -1,0 +1,2 @@
+DROP TABLE benchmarks;
+DROP TABLE host_systems;
