@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod nodes;
 pub mod params;
+pub mod reputation;
 pub mod stats;
 
 use std::time::Instant;
@@ -92,6 +93,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
         .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
+        .service(
+            web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)),
+        )
+        .service(
+            web::resource(["/reputation/logged", "/reputation/logged/"])
+                .route(web::get().to(reputation::logged)),
+        )
+        .service(
+            web::resource(["/reputation/{peer_id}", "/reputation/{peer_id}/"])
+                .route(web::get().to(reputation::about)),
+        )
         .service(
             web::resource(["/host_systems", "/host_systems/"])
                 .route(web::get().to(benchmarks::list_host_systems))

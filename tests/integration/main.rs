@@ -12,5 +12,6 @@ mod nodes;
 mod outage;
 mod process;
 mod purge;
+mod reputation;
 mod schema;
 mod writer;

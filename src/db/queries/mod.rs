@@ -5,5 +5,6 @@ pub mod logs;
 pub mod nodes;
 pub mod partitions;
 pub mod purge;
+pub mod reputation;
 pub mod sessions;
 pub mod stats;
