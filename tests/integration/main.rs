@@ -9,6 +9,7 @@ mod health;
 mod ingest;
 mod metrics;
 mod nodes;
+mod openapi;
 mod outage;
 mod process;
 mod purge;

@@ -1,0 +1,223 @@
+//! `GET /openapi.json`: the whole HTTP API as an OpenAPI 3 document. A test compares it with
+//! the route table, so a route cannot be added without being described here.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+
+fn query(name: &str, description: &str, schema: Value, required: bool) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
+}
+
+fn path(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+fn time(name: &str, description: &str) -> Value {
+    query(
+        name,
+        &format!("{description}; 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset"),
+        json!({"type": "string"}),
+        false,
+    )
+}
+
+fn limit(default: i64, max: i64) -> Value {
+    query(
+        "limit",
+        "most rows returned",
+        json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
+        false,
+    )
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({
+        "200": {"description": description, "content": {"application/json": {"schema": schema}}},
+        "400": {"$ref": "#/components/responses/BadParam"},
+        "503": {"$ref": "#/components/responses/Unavailable"}
+    })
+}
+
+fn list(item: &str) -> Value {
+    json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
+}
+
+fn one(item: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{item}")})
+}
+
+fn get(summary: &str, parameters: Vec<Value>, responses: Value) -> Value {
+    json!({"get": {"summary": summary, "parameters": parameters, "responses": responses}})
+}
+
+fn object(properties: &[(&str, &str)]) -> Value {
+    let props: serde_json::Map<String, Value> = properties
+        .iter()
+        .map(|(name, ty)| {
+            let schema = match *ty {
+                "json" => json!({}),
+                "string?" => json!({"type": "string", "nullable": true}),
+                "integer?" => json!({"type": "integer", "nullable": true}),
+                "boolean?" => json!({"type": "boolean", "nullable": true}),
+                "time" => json!({"type": "string", "format": "date-time"}),
+                "time?" => json!({"type": "string", "format": "date-time", "nullable": true}),
+                other => json!({"type": other}),
+            };
+            (name.to_string(), schema)
+        })
+        .collect();
+    json!({"type": "object", "properties": props})
+}
+
+pub fn document() -> Value {
+    let peer = || {
+        query(
+            "peer_id",
+            "libp2p peer id of the node",
+            json!({"type": "string"}),
+            true,
+        )
+    };
+    let id = || {
+        path(
+            "id",
+            "positive whole number",
+            json!({"type": "integer", "minimum": 1}),
+        )
+    };
+    let created = |item: &str| {
+        json!({
+            "201": {"description": "created", "content": {"application/json": {"schema": one(item)}}},
+            "400": {"$ref": "#/components/responses/BadParam"},
+            "413": {"description": "body larger than API_MAX_BODY_BYTES"},
+            "503": {"$ref": "#/components/responses/Unavailable"}
+        })
+    };
+    let found = |item: Value| {
+        let mut r = ok("found", item);
+        r["404"] = json!({"$ref": "#/components/responses/NotFound"});
+        r
+    };
+    let text = |description: &str, media: &str| json!({"200": {"description": description, "content": {media: {"schema": {"type": "string"}}}}});
+    let session_fields = [
+        ("id", "integer"),
+        ("ip_addr", "string"),
+        ("peer_id", "string?"),
+        ("created_at", "time"),
+        ("audit", "boolean"),
+        ("name", "string?"),
+        ("chain", "string?"),
+        ("version", "string?"),
+        ("authority", "boolean?"),
+        ("startup_time", "integer?"),
+        ("implementation", "string?"),
+        ("genesis_hash", "string?"),
+    ];
+    let mut node = session_fields.to_vec();
+    node.extend([
+        ("best_height", "integer?"),
+        ("finalized_height", "integer?"),
+        ("peers", "integer?"),
+        ("txcount", "integer?"),
+        ("last_message_at", "time?"),
+        ("connected", "boolean"),
+    ]);
+    let mut session = session_fields.to_vec();
+    session.push(("ended_at", "time?"));
+    let host_fields = [
+        ("cpu_clock", "integer"),
+        ("cpu_qty", "integer"),
+        ("description", "string"),
+        ("disk_info", "string"),
+        ("os", "string"),
+        ("ram_mb", "integer"),
+    ];
+    let mut host = vec![("id", "integer")];
+    host.extend(host_fields);
+    let benchmark_fields = [
+        ("benchmark_spec", "json"),
+        ("chain_spec", "json"),
+        ("description", "string?"),
+        ("host_system_id", "integer"),
+        ("ts_start", "string"),
+        ("ts_end", "string"),
+    ];
+    let mut benchmark = vec![("id", "integer"), ("created_at", "time")];
+    benchmark.extend(benchmark_fields);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tetcore-analytics",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Telemetry of Tetcore and Substrate nodes, stored in PostgreSQL. Nodes send to the WebSockets / and /audit. Every route takes an optional trailing slash; unknown query parameters are ignored."
+        },
+        "paths": {
+            "/": {"get": {"summary": "Telemetry WebSocket (data expires after LOG_EXPIRY_H)", "responses": {"101": {"description": "switching to WebSocket"}}}},
+            "/audit": {"get": {"summary": "Telemetry WebSocket (data kept for ever)", "responses": {"101": {"description": "switching to WebSocket"}}}},
+            "/metrics": get("Prometheus metrics", vec![], text("text exposition format", "text/plain")),
+            "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
+            "/readyz": get("The database answers and the write queue has room", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
+            "/openapi.json": get("This document", vec![], json!({"200": {"description": "OpenAPI 3"}})),
+            "/nodes": get("Each peer's newest session with its latest state", vec![], ok("nodes", list("Node"))),
+            "/nodes/log_stats": get("A peer's messages counted by kind, biggest first", vec![peer()], ok("counts", list("LogStat"))),
+            "/nodes/logs": get("A peer's messages, newest first", vec![
+                peer(),
+                query("msg", "only this logs->>'msg'", json!({"type": "string"}), false),
+                query("target", "only this logs->>'target'", json!({"type": "string"}), false),
+                time("start_time", "no earlier than this (default: no bound)"),
+                time("end_time", "no later than this (default: now)"),
+                limit(100, 10_000),
+            ], ok("messages", list("Log"))),
+            "/stats/db": get("Size of every table and index, biggest first", vec![], ok("relations", list("Relation"))),
+            "/reputation": get("Every reporting peer's newest network state, expanded", vec![
+                query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),
+                limit(100, 10_000),
+            ], ok("reports", list("ExpandedReputation"))),
+            "/reputation/logged": get("As /reputation, only about peers that are sessions of ours", vec![
+                query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),
+                limit(100, 10_000),
+            ], ok("reports", list("ExpandedReputation"))),
+            "/reputation/{peer_id}": get("What other peers report about one peer, newest first", vec![
+                path("peer_id", "libp2p peer id", json!({"type": "string"})),
+                time("start_time", "no earlier than this"),
+                time("end_time", "no later than this (default: now)"),
+                limit(100, 10_000),
+            ], ok("reports", list("Reputation"))),
+            "/host_systems": {
+                "get": {"summary": "All host systems", "responses": ok("host systems", list("HostSystem"))},
+                "post": {"summary": "Create a host system", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&host_fields)}}}, "responses": created("HostSystem")}
+            },
+            "/host_systems/{id}": get("One host system", vec![id()], found(one("HostSystem"))),
+            "/benchmarks": {
+                "get": {"summary": "All benchmarks", "responses": ok("benchmarks", list("Benchmark"))},
+                "post": {"summary": "Create a benchmark (an unknown host_system_id is a 400)", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&benchmark_fields)}}}, "responses": created("Benchmark")}
+            },
+            "/benchmarks/{id}": get("One benchmark", vec![id()], found(one("Benchmark"))),
+            "/benchmarks/{id}/nodes": get("Sessions open during the benchmark's window", vec![id()], found(list("Session"))),
+            "/benchmarks/{id}/log_stats": get("Messages by kind received during the benchmark's window", vec![id()], found(list("LogStat")))
+        },
+        "components": {
+            "schemas": {
+                "Error": object(&[("error", "string"), ("param", "string")]),
+                "Node": object(&node),
+                "Session": object(&session),
+                "LogStat": object(&[("qty", "integer"), ("log_type", "string?")]),
+                "Log": object(&[("ip_addr", "string"), ("peer_id", "string"), ("msg", "string?"), ("created_at", "time"), ("logs", "json")]),
+                "Relation": object(&[("relation", "string"), ("size", "string"), ("bytes", "integer"), ("rows_estimate", "integer")]),
+                "Reputation": object(&[("reporting_peer", "string"), ("reputation", "json"), ("connected", "json"), ("ts", "time")]),
+                "ExpandedReputation": object(&[("reporting_peer", "string"), ("remote_peer", "array"), ("reputation", "array"), ("connected", "array"), ("ts", "time")]),
+                "HostSystem": object(&host),
+                "Benchmark": object(&benchmark)
+            },
+            "responses": {
+                "BadParam": {"description": "a parameter or body is wrong; `param` names it", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "NotFound": {"description": "no such id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "Unavailable": {"description": "the database cannot answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        }
+    })
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
