@@ -69,13 +69,13 @@ pub struct StateRow {
 pub fn states_since(conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResult<Vec<StateRow>> {
     sql_query(
         "SELECT peer_connection_id AS session, max(created_at) AS last_message_at, \
-           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC) \
+           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC, id DESC) \
               FILTER (WHERE logs->>'msg' = 'block.import' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS best_height, \
-           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC) \
+           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC, id DESC) \
               FILTER (WHERE logs->>'msg' = 'notify.finalized' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS finalized_height, \
-           (array_agg((logs->>'peers')::bigint ORDER BY created_at DESC) \
+           (array_agg((logs->>'peers')::bigint ORDER BY created_at DESC, id DESC) \
               FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'peers' ~ '^[0-9]{1,18}$'))[1] AS peers, \
-           (array_agg((logs->>'txcount')::bigint ORDER BY created_at DESC) \
+           (array_agg((logs->>'txcount')::bigint ORDER BY created_at DESC, id DESC) \
               FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'txcount' ~ '^[0-9]{1,18}$'))[1] AS txcount \
          FROM tetcore_logs WHERE created_at > $1 GROUP BY peer_connection_id",
     )
@@ -92,8 +92,8 @@ pub struct LogStat {
     pub log_type: Option<String>,
 }
 
-/// Counts by `msg`, biggest first. Served by the (peer_connection_id, created_at) index: the
-/// cost follows that peer's rows, not the table's.
+/// Counts by `msg`, biggest first. Served by the `(peer_connection_id, msg, created_at)` index:
+/// the cost follows that peer's rows, not the table's.
 pub fn log_stats(conn: &mut PgConnection, peer_id: &str) -> QueryResult<Vec<LogStat>> {
     sql_query(
         "SELECT count(*) AS qty, l.logs->>'msg' AS log_type FROM tetcore_logs l \
@@ -129,16 +129,21 @@ pub struct LogFilter<'a> {
     pub limit: i64,
 }
 
-/// A peer's messages, newest first.
+/// A peer's messages, newest first. Each of the peer's sessions is read backwards along the
+/// `(peer_connection_id, created_at)` index, or `(peer_connection_id, msg, created_at)` when a
+/// kind is asked for, and stops after `limit` rows: the cost follows `limit` × sessions, not
+/// the peer's history. (Parameters are planned as constants, so `$2 IS NULL OR …` folds away.)
 pub fn logs(conn: &mut PgConnection, f: &LogFilter<'_>) -> QueryResult<Vec<LogRow>> {
     sql_query(
         "SELECT p.ip_addr, p.peer_id, l.logs->>'msg' AS msg, l.created_at, l.logs \
-         FROM tetcore_logs l JOIN peer_connections p ON p.id = l.peer_connection_id \
+         FROM peer_connections p CROSS JOIN LATERAL ( \
+             SELECT created_at, id, logs FROM tetcore_logs \
+             WHERE peer_connection_id = p.id \
+               AND ($2::text IS NULL OR logs->>'msg' = $2) \
+               AND ($3::text IS NULL OR logs->>'target' = $3) \
+               AND ($4::timestamptz IS NULL OR created_at >= $4) AND created_at <= $5 \
+             ORDER BY created_at DESC LIMIT $6) l \
          WHERE p.peer_id = $1 \
-           AND ($2::text IS NULL OR l.logs->>'msg' = $2) \
-           AND ($3::text IS NULL OR l.logs->>'target' = $3) \
-           AND ($4::timestamptz IS NULL OR l.created_at >= $4) \
-           AND l.created_at <= $5 \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $6",
     )
     .bind::<Text, _>(f.peer_id)

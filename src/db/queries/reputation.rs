@@ -65,7 +65,7 @@ pub fn latest(
              WHERE l.logs->>'msg' = 'system.network_state' AND l.created_at > $1 \
                AND p.peer_id IS NOT NULL \
                AND jsonb_typeof(l.logs->'state'->'peerset'->'nodes') = 'object' \
-             ORDER BY p.peer_id, l.created_at DESC \
+             ORDER BY p.peer_id, l.created_at DESC, l.id DESC \
              LIMIT $2) \
          SELECT reporting_peer, n.key AS remote_peer, n.value->'reputation' AS reputation, \
                 n.value->'connected' AS connected, ts \
