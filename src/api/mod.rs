@@ -85,7 +85,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(session::live)))
         .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
         .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi::serve)))
+        .service(
+            web::resource(["/openapi.json", "/openapi.json/"]).route(web::get().to(openapi::serve)),
+        )
         .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
         .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
         .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))

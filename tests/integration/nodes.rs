@@ -270,3 +270,54 @@ fn stats_db_lists_our_tables_and_indexes_biggest_first() {
         .iter()
         .all(|r| r["rows_estimate"].as_i64().unwrap() >= 0));
 }
+
+#[test]
+fn logs_returns_100_by_default() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let mut node = FakeNode::connect(&app.url("/"));
+    node.binary(&connected("12D3KooWMany", "many"));
+    for i in 0..150 {
+        node.binary(&format!(
+            r#"{{"id":1,"payload":{{"msg":"txpool.import","ready":{i}}},"ts":"t"}}"#
+        ));
+    }
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 151);
+    let (status, rows) = get_json(&app, "/nodes/logs?peer_id=12D3KooWMany");
+    assert_eq!(status, 200);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 100);
+    assert_eq!(rows[0]["logs"]["ready"], 149, "the newest first");
+}
+
+#[test]
+fn every_query_route_is_503_while_the_database_is_away() {
+    let db = TestDb::unreachable();
+    let app = TestApp::start(&db, &[]);
+    for path in [
+        "/nodes",
+        "/nodes/log_stats?peer_id=x",
+        "/nodes/logs?peer_id=x",
+        "/stats/db",
+        "/reputation",
+        "/reputation/logged",
+        "/reputation/x",
+        "/host_systems",
+        "/host_systems/1",
+        "/benchmarks",
+        "/benchmarks/1",
+        "/benchmarks/1/nodes",
+        "/benchmarks/1/log_stats",
+    ] {
+        let (status, body) = app.get(path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("\"error\""), "{path}: {body}");
+    }
+    let (status, _) = app.post(
+        "/host_systems",
+        br#"{"cpu_clock":1,"cpu_qty":1,"description":"d","disk_info":"x","os":"y","ram_mb":1}"#,
+    );
+    assert_eq!(status, 503);
+    // Client mistakes are still told as such.
+    assert_eq!(app.get("/nodes/logs").0, 400);
+}

@@ -96,3 +96,33 @@ fn reputation_reports_are_served_per_peer_and_expanded() {
     }
     drop((a, b));
 }
+
+#[test]
+fn reports_older_than_max_age_are_left_out() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let mut a = FakeNode::connect(&app.url("/"));
+    a.binary(&connected("PeerOld"));
+    a.binary(&state(
+        json!({"PeerB": {"connected": true, "reputation": 1}}),
+    ));
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 2);
+    assert_eq!(get(&app, "/reputation").as_array().unwrap().len(), 1);
+    // Make the report two minutes old: past the default of 60 s, within 300.
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE tetcore_logs SET created_at = created_at - interval '2 minutes' \
+         WHERE logs->>'msg' = 'system.network_state'",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    assert_eq!(get(&app, "/reputation"), json!([]));
+    assert_eq!(
+        get(&app, "/reputation?max_age_s=300")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(a);
+}
