@@ -11,7 +11,8 @@
 //! - `ingest`: WebSocket sessions, wire types and the parser.
 //! - `actors`: the DB writer, the purge (retention) and the cache (latest node state).
 //! - `db`: pool, embedded migrations, schema and queries.
-//! - `api`: the route table, `/metrics` and the health probes.
+//! - `api`: the route table, `/metrics`, the health probes and the JSON query API (`params`
+//!   → query → views; one `ApiError` shape; `/openapi.json`).
 //!
 //! `src/bin/loadgen.rs` is a fleet of fake nodes for benchmarks (`scripts/bench`).
 

@@ -21,21 +21,11 @@ use crate::metrics::Metrics;
 /// (a session left open by an instance that died is not connected).
 const CONNECTED_WITHIN: Duration = Duration::from_secs(60);
 
-/// One node as `/nodes` shows it.
+/// One node as `/nodes` shows it: its newest session and the cache's view of its state.
 #[derive(Serialize)]
 pub struct NodeView {
-    pub id: i64,
-    pub ip_addr: String,
-    pub peer_id: String,
-    pub created_at: String,
-    pub audit: bool,
-    pub name: Option<String>,
-    pub chain: Option<String>,
-    pub version: Option<String>,
-    pub authority: Option<bool>,
-    pub startup_time: Option<i64>,
-    pub implementation: Option<String>,
-    pub genesis_hash: Option<String>,
+    #[serde(flatten)]
+    pub session: SessionView,
     pub best_height: Option<i64>,
     pub finalized_height: Option<i64>,
     pub peers: Option<i64>,
@@ -62,25 +52,15 @@ pub async fn list(
             let heard = state.map(|st| st.last_message_at);
             let recent =
                 heard.is_some_and(|t| (now - t).to_std().unwrap_or_default() < CONNECTED_WITHIN);
+            let connected = s.ended_at.is_none() && recent;
             NodeView {
-                id: s.id,
-                ip_addr: s.ip_addr,
-                peer_id: s.peer_id,
-                created_at: rfc3339(s.created_at),
-                audit: s.audit,
-                name: s.name,
-                chain: s.chain,
-                version: s.version,
-                authority: s.authority,
-                startup_time: s.startup_time,
-                implementation: s.implementation,
-                genesis_hash: s.genesis_hash,
+                session: s.into(),
                 best_height: state.and_then(|st| st.best_height),
                 finalized_height: state.and_then(|st| st.finalized_height),
                 peers: state.and_then(|st| st.peers),
                 txcount: state.and_then(|st| st.txcount),
                 last_message_at: heard.map(rfc3339),
-                connected: s.ended_at.is_none() && recent,
+                connected,
             }
         })
         .collect();

@@ -115,6 +115,7 @@ pub fn document() -> Value {
     ];
     let mut node = session_fields.to_vec();
     node.extend([
+        ("ended_at", "time?"),
         ("best_height", "integer?"),
         ("finalized_height", "integer?"),
         ("peers", "integer?"),
