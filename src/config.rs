@@ -27,6 +27,17 @@
 //! | `QUERY_TIMEOUT_MS`         | `5000`             | statement timeout of the query pool (API, probes, cache) |
 //! | `API_MAX_BODY_BYTES`       | `65536`            | largest request body the JSON API takes (413 beyond) |
 //! | `ASSETS_PATH`              | `./static`         | directory of the static files |
+//! | `TRUSTED_PROXIES`          | (none)             | CIDRs of proxies whose forwarding header names the client |
+//! | `TRUSTED_PROXY_HEADER`     | `auto`             | header those proxies set: `x-forwarded-for`, `forwarded`, or `auto` (the first, else the second) |
+//! | `ALLOWED_NODE_IPS`         | (everyone)         | CIDRs that may open telemetry sockets; others get 403 |
+//! | `WS_MAX_IDS_PER_CONNECTION`| `20`               | node ids one socket may carry; messages for more are dropped |
+//! | `WS_MAX_BYTES_PER_S`       | `262144`           | bytes/s one socket may send, averaged over `WS_RATE_WINDOW_S` (0 = no limit) |
+//! | `WS_RATE_WINDOW_S`         | `10`               | the window of that average |
+//! | `WS_BLOCK_S`               | `600`              | how long an address that went over the rate is refused |
+//! | `WS_MAX_CONNECTIONS_PER_ADDRESS` | `256`        | open sockets per client address (IPv6: per /64); 503 beyond (0 = no cap) |
+//! | `WS_MAX_CONNECTIONS`       | `20000`            | open sockets in all; 503 beyond (0 = no cap) |
+//! | `API_TOKEN`                | (none: open)       | bearer token for `POST /host_systems`, `POST /benchmarks`, `/stats/db` |
+//! | `CORS_ALLOWED_ORIGINS`     | (none)             | origins whose pages may call the API (`*` = any) |
 //! | `RUST_LOG`                 | `info`             | log filter (env_logger syntax), read by the logger |
 
 use std::fmt;
@@ -34,6 +45,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::access::cidr::CidrList;
+use crate::access::client::ProxyHeader;
+use crate::access::http::{CorsOrigins, WriteToken};
 
 pub const DEFAULT_LISTEN_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 pub const DEFAULT_PORT: u16 = 8080;
@@ -54,6 +69,12 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_API_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_ASSETS_PATH: &str = "./static";
+pub const DEFAULT_WS_MAX_IDS_PER_CONNECTION: usize = 20;
+pub const DEFAULT_WS_MAX_BYTES_PER_S: u64 = 256 * 1024;
+pub const DEFAULT_WS_RATE_WINDOW_S: u64 = 10;
+pub const DEFAULT_WS_BLOCK_S: u64 = 600;
+pub const DEFAULT_WS_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+pub const DEFAULT_WS_MAX_CONNECTIONS: usize = 20_000;
 
 /// Every variable `Config` reads, in the order of the table above (the README lists the same).
 pub const VARIABLES: &[&str] = &[
@@ -78,6 +99,17 @@ pub const VARIABLES: &[&str] = &[
     "QUERY_TIMEOUT_MS",
     "API_MAX_BODY_BYTES",
     "ASSETS_PATH",
+    "TRUSTED_PROXIES",
+    "TRUSTED_PROXY_HEADER",
+    "ALLOWED_NODE_IPS",
+    "WS_MAX_IDS_PER_CONNECTION",
+    "WS_MAX_BYTES_PER_S",
+    "WS_RATE_WINDOW_S",
+    "WS_BLOCK_S",
+    "WS_MAX_CONNECTIONS_PER_ADDRESS",
+    "WS_MAX_CONNECTIONS",
+    "API_TOKEN",
+    "CORS_ALLOWED_ORIGINS",
     "RUST_LOG",
 ];
 
@@ -104,6 +136,17 @@ pub struct Config {
     pub query_timeout: Duration,
     pub api_max_body_bytes: usize,
     pub assets_path: PathBuf,
+    pub trusted_proxies: CidrList,
+    pub trusted_proxy_header: ProxyHeader,
+    pub allowed_node_ips: CidrList,
+    pub ws_max_ids_per_connection: usize,
+    pub ws_max_bytes_per_s: u64,
+    pub ws_rate_window: Duration,
+    pub ws_block: Duration,
+    pub ws_max_connections_per_address: usize,
+    pub ws_max_connections: usize,
+    pub api_token: WriteToken,
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -249,6 +292,24 @@ impl Config {
                 r.raw("ASSETS_PATH")
                     .unwrap_or_else(|| DEFAULT_ASSETS_PATH.to_owned()),
             ),
+            trusted_proxies: r.parse("TRUSTED_PROXIES", CidrList::default())?,
+            trusted_proxy_header: r.parse("TRUSTED_PROXY_HEADER", ProxyHeader::Auto)?,
+            allowed_node_ips: r.parse("ALLOWED_NODE_IPS", CidrList::default())?,
+            ws_max_ids_per_connection: r.at_least(
+                "WS_MAX_IDS_PER_CONNECTION",
+                DEFAULT_WS_MAX_IDS_PER_CONNECTION,
+                1,
+            )?,
+            ws_max_bytes_per_s: r.parse("WS_MAX_BYTES_PER_S", DEFAULT_WS_MAX_BYTES_PER_S)?,
+            ws_rate_window: secs(r.at_least("WS_RATE_WINDOW_S", DEFAULT_WS_RATE_WINDOW_S, 1)?),
+            ws_block: secs(r.parse("WS_BLOCK_S", DEFAULT_WS_BLOCK_S)?),
+            ws_max_connections_per_address: r.parse(
+                "WS_MAX_CONNECTIONS_PER_ADDRESS",
+                DEFAULT_WS_MAX_CONNECTIONS_PER_ADDRESS,
+            )?,
+            ws_max_connections: r.parse("WS_MAX_CONNECTIONS", DEFAULT_WS_MAX_CONNECTIONS)?,
+            api_token: WriteToken(r.raw("API_TOKEN").map(token).transpose()?),
+            cors_allowed_origins: r.parse("CORS_ALLOWED_ORIGINS", CorsOrigins::default())?,
         };
         config.check_combinations()?;
         Ok(config)
@@ -289,6 +350,18 @@ impl Config {
     }
 }
 
+/// A token must be sendable in a header as `Bearer <token>`.
+fn token(text: String) -> Result<String, ConfigError> {
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(text)
+    } else {
+        Err(invalid(
+            "API_TOKEN",
+            "must be printable ASCII without spaces (it is sent in a header)",
+        ))
+    }
+}
+
 fn hours(name: &'static str, h: u64) -> Result<Duration, ConfigError> {
     h.checked_mul(3600)
         .map(Duration::from_secs)
@@ -326,6 +399,42 @@ mod tests {
         assert_eq!(c.db_save_latency, Duration::from_millis(100));
         assert_eq!(c.cache_update_interval, Duration::from_millis(1000));
         assert_eq!(c.assets_path, PathBuf::from("./static"));
+        assert!(c.trusted_proxies.is_empty() && c.allowed_node_ips.is_empty());
+        assert_eq!(c.trusted_proxy_header, ProxyHeader::Auto);
+        assert_eq!(c.ws_max_ids_per_connection, 20);
+        assert_eq!(c.ws_max_bytes_per_s, 262_144);
+        assert_eq!(c.ws_rate_window, Duration::from_secs(10));
+        assert_eq!(c.ws_block, Duration::from_secs(600));
+        assert_eq!(c.ws_max_connections_per_address, 256);
+        assert_eq!(c.ws_max_connections, 20_000);
+        assert!(c.api_token.0.is_none());
+        assert_eq!(c.cors_allowed_origins, CorsOrigins::default());
+    }
+
+    #[test]
+    fn access_settings_are_checked() {
+        for (var, bad) in [
+            ("TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("ALLOWED_NODE_IPS", "my-laptop"),
+            ("TRUSTED_PROXY_HEADER", "x-real-ip"),
+            ("API_TOKEN", "two words"),
+            ("CORS_ALLOWED_ORIGINS", "example.com"),
+            ("WS_MAX_IDS_PER_CONNECTION", "0"),
+            ("WS_MAX_BYTES_PER_S", "-1"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().variable, var, "{bad}");
+        }
+        let c = config(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.1"),
+            ("API_TOKEN", "s3cr3t"),
+        ])
+        .unwrap();
+        assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert_eq!(c.api_token.0.as_deref(), Some("s3cr3t"));
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug shows the token"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! ```
 //!
 //! - `config`: every setting, read once from the environment.
+//! - `access`: who may connect and write (client address behind proxies, allow-list, caps,
+//!   blocks, the write token, CORS).
 //! - `metrics`: the Prometheus registry and the bounded label sets.
 //! - `ingest`: WebSocket sessions, wire types and the parser.
 //! - `actors`: the DB writer, the purge (retention) and the cache (latest node state).
@@ -16,6 +18,7 @@
 //!
 //! `src/bin/loadgen.rs` is a fleet of fake nodes for benchmarks (`scripts/bench`).
 
+pub mod access;
 pub mod actors;
 pub mod api;
 pub mod config;
@@ -32,12 +35,14 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::{watch, Semaphore};
 
+use access::client::ClientAddr;
+use access::gate::GateLimits;
 use actors::cache::{Cache, CacheSettings};
 use actors::purge::Purge;
 use actors::writer::{Drain, Writer, WriterSettings};
 use config::Config;
 use db::DbPool;
-use ingest::session::IngestState;
+use ingest::session::{IngestSettings, IngestState};
 use metrics::Metrics;
 
 /// A started service: the HTTP server (await it to run it) and what shutdown needs.
@@ -108,16 +113,41 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         writer.clone(),
         budget,
         metrics.clone(),
-        config.heartbeat_interval,
-        config.client_timeout,
-        config.ws_max_payload,
+        IngestSettings {
+            heartbeat: config.heartbeat_interval,
+            client_timeout: config.client_timeout,
+            max_payload: config.ws_max_payload,
+            max_ids: config.ws_max_ids_per_connection,
+            max_bytes_per_s: config.ws_max_bytes_per_s,
+            rate_window: config.ws_rate_window,
+            client: ClientAddr {
+                trusted: config.trusted_proxies.clone(),
+                header: config.trusted_proxy_header,
+            },
+            gate: GateLimits {
+                allowed: config.allowed_node_ips.clone(),
+                per_address: config.ws_max_connections_per_address,
+                total: config.ws_max_connections,
+                block_for: config.ws_block,
+            },
+        },
         shutdown_rx,
     ));
+    if config.api_token.0.is_none() {
+        log::warn!(
+            "API_TOKEN is not set: POST /host_systems, POST /benchmarks and /stats/db are open to anyone who can reach the port"
+        );
+    }
+    let token = web::Data::new(config.api_token.clone());
+    let cors = web::Data::new(config.cors_allowed_origins.clone());
     let metrics_data = web::Data::new(metrics.clone());
     let body_limit = api::benchmarks::BodyLimit(config.api_max_body_bytes);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(access::http::cors))
             .wrap(actix_web::middleware::from_fn(api::observe))
+            .app_data(token.clone())
+            .app_data(cors.clone())
             .app_data(ingest.clone())
             .app_data(metrics_data.clone())
             .app_data(health.clone())

@@ -27,16 +27,19 @@ pub enum DropReason {
     /// The writer could not take or write it: it had stopped (the service is shutting down),
     /// or its write failed on a bug.
     WriterGone,
+    /// For a node id beyond `WS_MAX_IDS_PER_CONNECTION` on its connection.
+    TooManyIds,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::BadJson,
         DropReason::NotObject,
         DropReason::Oversize,
         DropReason::Protocol,
         DropReason::DbRejected,
         DropReason::WriterGone,
+        DropReason::TooManyIds,
     ];
 
     pub fn label(self) -> &'static str {
@@ -47,6 +50,7 @@ impl DropReason {
             DropReason::Protocol => "protocol_error",
             DropReason::DbRejected => "db_rejected",
             DropReason::WriterGone => "writer_gone",
+            DropReason::TooManyIds => "too_many_ids",
         }
     }
 }
@@ -87,15 +91,18 @@ pub enum CloseReason {
     Protocol,
     /// The service is stopping.
     Shutdown,
+    /// Faster than `WS_MAX_BYTES_PER_S` over `WS_RATE_WINDOW_S`; the address is blocked.
+    RateLimited,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
+    pub const ALL: [CloseReason; 6] = [
         CloseReason::Client,
         CloseReason::Timeout,
         CloseReason::Oversize,
         CloseReason::Protocol,
         CloseReason::Shutdown,
+        CloseReason::RateLimited,
     ];
 
     pub fn label(self) -> &'static str {
@@ -105,6 +112,7 @@ impl CloseReason {
             CloseReason::Oversize => "oversize",
             CloseReason::Protocol => "protocol_error",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -143,6 +151,7 @@ pub struct Metrics {
     pub connections_open: IntGaugeVec,
     pub node_sessions_open: IntGaugeVec,
     pub connections_closed: IntCounterVec,
+    pub ws_refused: IntCounterVec,
     pub messages_received: IntCounter,
     pub bytes_received: IntCounter,
     pub messages_dropped: IntCounterVec,
@@ -193,6 +202,14 @@ impl Metrics {
                 Opts::new(
                     "tetcore_ws_connections_closed_total",
                     "Telemetry WebSocket connections closed, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            ws_refused: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_ws_refused_total",
+                    "Telemetry sockets refused before the upgrade, by reason (not_allowed, blocked: 403; address_full, server_full: 503).",
                 ),
                 &["reason"],
             )
@@ -370,6 +387,7 @@ impl Metrics {
             Box::new(self.connections_open.clone()),
             Box::new(self.node_sessions_open.clone()),
             Box::new(self.connections_closed.clone()),
+            Box::new(self.ws_refused.clone()),
             Box::new(self.messages_received.clone()),
             Box::new(self.bytes_received.clone()),
             Box::new(self.messages_dropped.clone()),
@@ -415,6 +433,9 @@ impl Metrics {
         }
         for r in CloseReason::ALL {
             self.connections_closed.with_label_values(&[r.label()]);
+        }
+        for r in crate::access::gate::Refusal::ALL {
+            self.ws_refused.with_label_values(&[r.label()]);
         }
         for state in ["idle", "in_use", "max"] {
             self.pool_connections.with_label_values(&[state]);

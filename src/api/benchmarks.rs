@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::nodes::{LogStatView, SessionView};
 use super::params::{id, time};
 use super::run_query;
+use crate::access::http::Authorized;
 use crate::db::queries::benchmarks::{self as q, Benchmark, HostSystem};
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -102,6 +103,7 @@ pub async fn get_host_system(
 }
 
 pub async fn create_host_system(
+    _: Authorized,
     payload: web::Payload,
     limit: web::Data<BodyLimit>,
     pool: web::Data<DbPool>,
@@ -191,6 +193,7 @@ pub async fn get_benchmark(
 }
 
 pub async fn create_benchmark(
+    _: Authorized,
     payload: web::Payload,
     limit: web::Data<BodyLimit>,
     pool: web::Data<DbPool>,

@@ -16,6 +16,8 @@ pub enum ApiError {
     TooLarge(usize),
     /// The database could not answer (down, pool exhausted, statement timeout).
     Unavailable(String),
+    /// A write without the `API_TOKEN` bearer token.
+    Unauthorized,
 }
 
 impl ApiError {
@@ -41,6 +43,9 @@ impl std::fmt::Display for ApiError {
             ApiError::BadParam { error, .. } => f.write_str(error),
             ApiError::NotFound(what) => write!(f, "no such {what}"),
             ApiError::TooLarge(limit) => write!(f, "the request body is larger than {limit} bytes"),
+            ApiError::Unauthorized => {
+                f.write_str("this needs the header Authorization: Bearer <API_TOKEN>")
+            }
         }
     }
 }
@@ -52,6 +57,7 @@ impl ResponseError for ApiError {
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -69,11 +75,18 @@ impl ResponseError for ApiError {
                 error,
                 param: Some(param),
             },
-            ApiError::NotFound(_) | ApiError::TooLarge(_) => Body {
+            ApiError::NotFound(_) | ApiError::TooLarge(_) | ApiError::Unauthorized => Body {
                 error: &text,
                 param: None,
             },
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized = self {
+            response.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                "Bearer realm=\"tetcore-analytics\"",
+            ));
+        }
+        response.json(body)
     }
 }

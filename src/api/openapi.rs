@@ -93,6 +93,17 @@ pub fn document() -> Value {
             "503": {"$ref": "#/components/responses/Unavailable"}
         })
     };
+    // Writes (and /stats/db) need the API_TOKEN when one is set.
+    let guarded = |mut op: Value| {
+        op["security"] = json!([{"bearer": []}]);
+        op["responses"]["401"] = json!({"$ref": "#/components/responses/Unauthorized"});
+        op
+    };
+    let socket = json!({
+        "101": {"description": "switching to WebSocket"},
+        "403": {"description": "the client's address is not in ALLOWED_NODE_IPS, or is blocked for a while after sending faster than WS_MAX_BYTES_PER_S"},
+        "503": {"description": "too many sockets from this address (WS_MAX_CONNECTIONS_PER_ADDRESS) or in all (WS_MAX_CONNECTIONS)"}
+    });
     let found = |item: Value| {
         let mut r = ok("found", item);
         r["404"] = json!({"$ref": "#/components/responses/NotFound"});
@@ -153,8 +164,8 @@ pub fn document() -> Value {
             "description": "Telemetry of Tetcore and Substrate nodes, stored in PostgreSQL. Nodes send to the WebSockets / and /audit. Every route takes an optional trailing slash; unknown query parameters are ignored."
         },
         "paths": {
-            "/": {"get": {"summary": "Telemetry WebSocket (data expires after LOG_EXPIRY_H)", "responses": {"101": {"description": "switching to WebSocket"}}}},
-            "/audit": {"get": {"summary": "Telemetry WebSocket (data kept for ever)", "responses": {"101": {"description": "switching to WebSocket"}}}},
+            "/": {"get": {"summary": "Telemetry WebSocket (data expires after LOG_EXPIRY_H)", "responses": socket.clone()}},
+            "/audit": {"get": {"summary": "Telemetry WebSocket (data kept for ever)", "responses": socket}},
             "/metrics": get("Prometheus metrics", vec![], text("text exposition format", "text/plain")),
             "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
             "/readyz": get("The database answers and the write queue has room", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
@@ -169,7 +180,7 @@ pub fn document() -> Value {
                 time("end_time", "no later than this (default: now)"),
                 limit(100, 10_000),
             ], ok("messages", list("Log"))),
-            "/stats/db": get("Size of every table and index, biggest first", vec![], ok("relations", list("Relation"))),
+            "/stats/db": {"get": guarded(get("Size of every table and index, biggest first", vec![], ok("relations", list("Relation")))["get"].take())},
             "/reputation": get("Every reporting peer's newest network state, expanded", vec![
                 query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),
                 limit(100, 10_000),
@@ -186,12 +197,12 @@ pub fn document() -> Value {
             ], ok("reports", list("Reputation"))),
             "/host_systems": {
                 "get": {"summary": "All host systems", "responses": ok("host systems", list("HostSystem"))},
-                "post": {"summary": "Create a host system", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&host_fields)}}}, "responses": created("HostSystem")}
+                "post": guarded(json!({"summary": "Create a host system", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&host_fields)}}}, "responses": created("HostSystem")}))
             },
             "/host_systems/{id}": get("One host system", vec![id()], found(one("HostSystem"))),
             "/benchmarks": {
                 "get": {"summary": "All benchmarks", "responses": ok("benchmarks", list("Benchmark"))},
-                "post": {"summary": "Create a benchmark (an unknown host_system_id is a 400)", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&benchmark_fields)}}}, "responses": created("Benchmark")}
+                "post": guarded(json!({"summary": "Create a benchmark (an unknown host_system_id is a 400)", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&benchmark_fields)}}}, "responses": created("Benchmark")}))
             },
             "/benchmarks/{id}": get("One benchmark", vec![id()], found(one("Benchmark"))),
             "/benchmarks/{id}/nodes": get("Sessions open during the benchmark's window", vec![id()], found(list("Session"))),
@@ -213,7 +224,11 @@ pub fn document() -> Value {
             "responses": {
                 "BadParam": {"description": "a parameter or body is wrong; `param` names it", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "NotFound": {"description": "no such id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "Unavailable": {"description": "the database cannot answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                "Unavailable": {"description": "the database cannot answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "Unauthorized": {"description": "API_TOKEN is set and the request lacks `Authorization: Bearer <API_TOKEN>`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "the API_TOKEN setting; needed only when it is set"}
             }
         }
     })

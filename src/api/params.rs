@@ -4,25 +4,37 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 
 use super::error::ApiError;
 
 pub struct Params(HashMap<String, String>);
 
-/// A time as `2019-01-01T00:00:00` (UTC) or RFC 3339 with an offset.
+/// A time as `2019-01-01T00:00:00` (UTC) or RFC 3339 with an offset, in the years 1 to 9999
+/// (PostgreSQL refuses some times chrono takes).
 pub fn time(name: &'static str, text: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|t| t.and_utc())
-        .map_err(|_| {
+    let parsed = match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc()),
+    };
+    parsed
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or_else(|| {
             ApiError::bad(
                 name,
-                "must be a time like 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset",
+                "must be a time like 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset, in the years 1 to 9999",
             )
         })
+}
+
+/// A text path segment: PostgreSQL refuses NUL characters in text, so they are a 400 here.
+pub fn segment(name: &'static str, text: String) -> Result<String, ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::bad(name, "must not contain NUL characters"));
+    }
+    Ok(text)
 }
 
 /// A path id: a positive whole number.
@@ -37,6 +49,12 @@ impl Params {
     pub fn parse(query: &str) -> Result<Params, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|_| ApiError::bad("query", "the query string is not valid"))?;
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::bad("query", "must not contain NUL characters"));
+        }
         Ok(Params(pairs.into_iter().collect()))
     }
 
@@ -91,6 +109,13 @@ mod tests {
         assert_eq!(p.time("a").unwrap(), p.time("b").unwrap());
         assert_eq!(bad_param(p.time("c").unwrap_err()), "c");
         assert_eq!(p.time("missing").unwrap(), None);
+        let p = Params::parse("far=%2B262000-01-01T00:00:00Z&early=-0100-01-01T00:00:00").unwrap();
+        assert_eq!(bad_param(p.time("far").unwrap_err()), "far");
+        assert_eq!(bad_param(p.time("early").unwrap_err()), "early");
+        assert_eq!(
+            bad_param(Params::parse("peer_id=a%00b").err().unwrap()),
+            "query"
+        );
     }
 
     #[test]

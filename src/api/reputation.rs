@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::params::Params;
+use super::params::{segment, Params};
 use super::{rfc3339, run_query};
 use crate::db::queries::reputation::{self, Report};
 use crate::db::DbPool;
@@ -35,7 +35,7 @@ pub async fn about(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
-    let peer_id = path.into_inner();
+    let peer_id = segment("peer_id", path.into_inner())?;
     let start = params.time("start_time")?;
     let end = params.time("end_time")?.unwrap_or_else(Utc::now);
     let limit = params.limit("limit", LIMIT_DEFAULT, LIMIT_MAX)?;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::run_query;
+use crate::access::http::Authorized;
 use crate::db::queries::stats;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
@@ -18,6 +19,7 @@ struct RelationView {
 }
 
 pub async fn db(
+    _: Authorized,
     pool: web::Data<DbPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {

@@ -7,8 +7,14 @@
 //! budget runs out and the session stops reading its socket (TCP back-pressure) instead of
 //! buffering or dropping. Frames that cannot be stored are counted by reason; only an oversize
 //! or unreadable frame closes the socket.
+//!
+//! Before the upgrade, `access::gate` admits or refuses the client's address. After it, each
+//! connection carries at most `WS_MAX_IDS_PER_CONNECTION` node ids (messages for more are
+//! dropped and counted) and may send `WS_MAX_BYTES_PER_S` on average over `WS_RATE_WINDOW_S`;
+//! beyond, what it sent is kept, the socket is closed with 1008 and its address blocked.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +28,8 @@ use futures_util::FutureExt;
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use super::parse::parse_frame;
+use crate::access::client::ClientAddr;
+use crate::access::gate::{Gate, GateLimits, Ticket};
 use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
 use crate::metrics::{mode_label, CloseReason, DropReason, Metrics};
 
@@ -34,14 +42,28 @@ const SEND_BATCH: u64 = 64;
 
 type Carried = Option<Option<Result<AggregatedMessage, ProtocolError>>>;
 
+/// The limits and timings of telemetry sockets, from the configuration.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    pub heartbeat: Duration,
+    pub client_timeout: Duration,
+    pub max_payload: usize,
+    /// Node ids one connection may carry.
+    pub max_ids: usize,
+    /// Bytes per second one connection may send on average over `rate_window` (0: no limit).
+    pub max_bytes_per_s: u64,
+    pub rate_window: Duration,
+    pub client: ClientAddr,
+    pub gate: GateLimits,
+}
+
 /// What every session shares.
 pub struct IngestState {
     pub writer: Addr<Writer>,
     pub budget: Arc<Semaphore>,
     pub metrics: Metrics,
-    pub heartbeat: Duration,
-    pub client_timeout: Duration,
-    pub max_payload: usize,
+    pub settings: IngestSettings,
+    pub gate: Arc<Gate>,
     /// Becomes true when the service stops: sessions stop reading and close.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
@@ -52,18 +74,15 @@ impl IngestState {
         writer: Addr<Writer>,
         budget: Arc<Semaphore>,
         metrics: Metrics,
-        heartbeat: Duration,
-        client_timeout: Duration,
-        max_payload: usize,
+        settings: IngestSettings,
         shutdown: watch::Receiver<bool>,
     ) -> IngestState {
         IngestState {
             writer,
             budget,
+            gate: Arc::new(Gate::new(settings.gate.clone(), metrics.clone())),
             metrics,
-            heartbeat,
-            client_timeout,
-            max_payload,
+            settings,
             shutdown,
             next_session: AtomicU64::new(1),
         }
@@ -88,28 +107,42 @@ pub async fn audit(
     upgrade(req, body, state, true)
 }
 
-/// Answers the upgrade at once (no database involved) and runs the session on this worker.
+/// Admits or refuses the client (`access::gate`), then answers the upgrade at once (no
+/// database involved) and runs the session on this worker.
 fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<IngestState>,
     audit: bool,
 ) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let ip_addr: Arc<str> = req
+    let peer = req
         .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
-        .into();
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = state.settings.client.resolve(peer, req.headers());
+    let ticket = match state.gate.admit(ip) {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            return Ok(HttpResponse::build(refusal.status())
+                .json(serde_json::json!({ "error": refusal.message() })))
+        }
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let max_payload = state.settings.max_payload;
     let stream = stream
-        .max_frame_size(state.max_payload)
+        .max_frame_size(max_payload)
         .aggregate_continuations()
-        .max_continuation_size(state.max_payload);
+        .max_continuation_size(max_payload);
+    let rate = RateMeter::new(state.settings.max_bytes_per_s, state.settings.rate_window);
     let connection = Connection {
         state: state.into_inner(),
-        ip_addr,
+        ip,
+        ip_addr: ip.to_string().into(),
+        _ticket: ticket,
         audit,
         nodes: HashMap::new(),
+        over_ids: false,
+        rate,
         pending: Vec::new(),
         pending_messages: 0,
     };
@@ -120,9 +153,15 @@ fn upgrade(
 /// One WebSocket connection and the node sessions (telemetry ids) it carries.
 struct Connection {
     state: Arc<IngestState>,
+    ip: IpAddr,
     ip_addr: Arc<str>,
+    /// Its place among the open connections, freed when it ends.
+    _ticket: Ticket,
     audit: bool,
     nodes: HashMap<u64, SessionKey>,
+    /// Whether messages for an id beyond `WS_MAX_IDS_PER_CONNECTION` have arrived (logged once).
+    over_ids: bool,
+    rate: RateMeter,
     /// Events of frames read but not yet handed to the writer, and how many messages they hold.
     pending: Vec<Event>,
     pending_messages: u64,
@@ -137,7 +176,7 @@ impl Connection {
             "telemetry connection opened: ip={} mode={mode}",
             self.ip_addr
         );
-        let heartbeat = self.state.heartbeat;
+        let heartbeat = self.state.settings.heartbeat;
         let mut last_seen = Instant::now();
         let mut next_tick = last_seen + heartbeat;
         // After a fatal frame, messages the codec had already decoded are still taken, but
@@ -162,7 +201,7 @@ impl Connection {
                     if let Some(reason) = fatal {
                         break reason;
                     }
-                    if last_seen.elapsed() >= self.state.client_timeout {
+                    if last_seen.elapsed() >= self.state.settings.client_timeout {
                         break CloseReason::Timeout;
                     }
                     if session.ping(b"").await.is_err() {
@@ -192,6 +231,11 @@ impl Connection {
                     // After the frame is handled: time spent waiting for the write budget is
                     // ours, not the node's silence.
                     last_seen = Instant::now();
+                    if fatal.is_none() && self.rate.over() {
+                        // What it sent so far is kept; from now on the address is refused.
+                        self.state.gate.block(self.ip);
+                        fatal = Some(CloseReason::RateLimited);
+                    }
                 }
                 Some(Err(error)) => match (classify(&error), fatal) {
                     (FrameError::NotUtf8, _) => {
@@ -218,6 +262,7 @@ impl Connection {
             CloseReason::Oversize => Some(CloseCode::Size),
             CloseReason::Protocol => Some(CloseCode::Protocol),
             CloseReason::Timeout | CloseReason::Shutdown => Some(CloseCode::Away),
+            CloseReason::RateLimited => Some(CloseCode::Policy),
             CloseReason::Client => None,
         };
         // Ending this task drops the stream and the TCP connection with it: clients ignore
@@ -275,6 +320,7 @@ impl Connection {
         m.messages_received.inc();
         m.bytes_received.inc_by(bytes.len() as u64);
         m.messages_queued.inc();
+        self.rate.add(bytes.len());
         let parsed = match parse_frame(bytes) {
             Ok(parsed) => parsed,
             Err(reason) => {
@@ -292,6 +338,17 @@ impl Connection {
         }
         let session = match self.nodes.get(&parsed.telemetry_id) {
             Some(session) => *session,
+            None if self.nodes.len() >= self.state.settings.max_ids => {
+                if !std::mem::replace(&mut self.over_ids, true) {
+                    log::info!(
+                        "telemetry connection carries more than {} node ids; messages for more are dropped: ip={}",
+                        self.state.settings.max_ids,
+                        self.ip_addr
+                    );
+                }
+                m.dropped(DropReason::TooManyIds, 1);
+                return;
+            }
             None => {
                 let session = self.state.next_session.fetch_add(1, Ordering::Relaxed);
                 self.nodes.insert(parsed.telemetry_id, session);
@@ -393,6 +450,39 @@ impl Connection {
             .with_label_values(&[mode_label(self.audit)])
             .sub(events.len() as i64);
         self.send(events, 0).await;
+    }
+}
+
+/// A connection's byte rate as a leaky bucket: it holds `window` seconds' worth of the limit,
+/// drains at the limit, and overflows when the average over the window is above it.
+struct RateMeter {
+    per_s: f64,
+    capacity: f64,
+    level: f64,
+    at: Instant,
+}
+
+impl RateMeter {
+    fn new(max_bytes_per_s: u64, window: Duration) -> RateMeter {
+        let per_s = max_bytes_per_s as f64;
+        RateMeter {
+            per_s,
+            capacity: per_s * window.as_secs_f64(),
+            level: 0.0,
+            at: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, bytes: usize) {
+        let now = Instant::now();
+        let drained = now.duration_since(self.at).as_secs_f64() * self.per_s;
+        self.level = (self.level - drained).max(0.0) + bytes as f64;
+        self.at = now;
+    }
+
+    /// Whether the connection has gone over its limit (never, with no limit).
+    fn over(&self) -> bool {
+        self.per_s > 0.0 && self.level > self.capacity
     }
 }
 

@@ -307,17 +307,10 @@ impl TestApp {
     /// received = stored + dropped + queued, the ledger every message is in.
     pub fn assert_ledger_balances(&self) {
         let m = &self.metrics;
-        let dropped: u64 = [
-            "bad_json",
-            "not_object",
-            "oversize",
-            "protocol_error",
-            "db_rejected",
-            "writer_gone",
-        ]
-        .iter()
-        .map(|r| self.dropped(r))
-        .sum();
+        let dropped: u64 = tetcore_analytics::metrics::DropReason::ALL
+            .iter()
+            .map(|r| self.dropped(r.label()))
+            .sum();
         let queued = u64::try_from(m.messages_queued.get()).expect("queued is never negative");
         assert_eq!(
             m.messages_received.get(),
@@ -340,6 +333,60 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.stop_inner();
+    }
+}
+
+/// An HTTP response as a test reads it.
+pub struct Response {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Writes `head` (request line and headers, without the blank line) and `body` as they are, for
+/// requests no well-behaved client would send; reads the whole response.
+pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(b"\r\n\r\n").unwrap();
+    // The server may answer before reading it all; that is not our failure.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(
+            !raw.is_empty(),
+            "no response within 10 s to {head:?} (error {e})"
+        );
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
     }
 }
 
@@ -409,6 +456,20 @@ pub struct FakeNode {
 
 impl FakeNode {
     pub fn connect(url: &str) -> FakeNode {
+        FakeNode::try_connect(url, &[])
+            .unwrap_or_else(|status| panic!("the server refused the socket: {status}"))
+    }
+
+    /// Opens a socket with extra request headers; `Err(status)` when the server refuses it.
+    pub fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<FakeNode, u16> {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().unwrap();
+        for (k, v) in headers {
+            request.headers_mut().append(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
         let addr = url
             .trim_start_matches("ws://")
             .split('/')
@@ -417,9 +478,13 @@ impl FakeNode {
             .to_owned();
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        let (ws, response) = tungstenite::client(url, stream).expect("handshake");
-        assert_eq!(response.status().as_u16(), 101);
-        FakeNode { ws }
+        match tungstenite::client(request, stream) {
+            Ok((ws, _)) => Ok(FakeNode { ws }),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("handshake failed: {e}"),
+        }
     }
 
     pub fn binary(&mut self, payload: &str) {

@@ -13,10 +13,8 @@ fn render() -> Vec<Value> {
         .env("NAMESPACE", "telemetry")
         .env("IMAGE", "registry.example/tetcore-analytics:1.0")
         .env("REPLICAS", "3")
-        .env(
-            "ALLOWED_NODE_CIDRS",
-            r#""203.0.113.7/32", "198.51.100.0/24""#,
-        )
+        .env("LB_SOURCE_RANGES", r#""203.0.113.0/24", "198.51.100.0/24""#)
+        .env("ALLOWED_NODE_IPS", "203.0.113.7/32,198.51.100.0/24")
         .env("LOG_EXPIRY_H", "168")
         .output()
         .expect("envsubst (Debian package gettext-base) runs");
@@ -68,6 +66,14 @@ fn the_kubernetes_template_renders_to_the_expected_objects() {
         "no secret in the ConfigMap"
     );
     assert_eq!(config["data"]["LOG_EXPIRY_H"], "168");
+    assert_eq!(
+        config["data"]["ALLOWED_NODE_IPS"],
+        "203.0.113.7/32,198.51.100.0/24"
+    );
+    assert!(
+        config["data"].get("API_TOKEN").is_none(),
+        "no token in the ConfigMap"
+    );
     let shutdown: u64 = config["data"]["SHUTDOWN_TIMEOUT_S"]
         .as_str()
         .unwrap()
@@ -93,13 +99,21 @@ fn the_kubernetes_template_renders_to_the_expected_objects() {
         database_url["valueFrom"]["secretKeyRef"]["key"],
         "DATABASE_URL"
     );
+    let token = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "API_TOKEN")
+        .expect("API_TOKEN comes from a secret");
+    assert_eq!(token["valueFrom"]["secretKeyRef"]["optional"], true);
 
     let service = kind(&docs, "Service");
     assert_eq!(service["spec"]["type"], "LoadBalancer");
     assert_eq!(
         service["spec"]["loadBalancerSourceRanges"],
-        serde_json::json!(["203.0.113.7/32", "198.51.100.0/24"])
+        serde_json::json!(["203.0.113.0/24", "198.51.100.0/24"])
     );
+    assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
     let monitor = kind(&docs, "ServiceMonitor");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
 }

@@ -80,6 +80,8 @@ fn a_20_second_outage_loses_nothing_and_the_queue_stays_bounded() {
             ("WRITE_QUEUE_MAX_BYTES", limit.as_str()),
             ("DB_SAVE_LATENCY_MS", "50"),
             ("SHUTDOWN_TIMEOUT_S", "30"),
+            // 20 nodes sending as fast as they can: the per-socket byte rate would stop them.
+            ("WS_MAX_BYTES_PER_S", "0"),
         ],
     );
     let sending = Arc::new(AtomicBool::new(true));
