@@ -142,6 +142,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
     let cors = web::Data::new(config.cors_allowed_origins.clone());
     let metrics_data = web::Data::new(metrics.clone());
     let body_limit = api::benchmarks::BodyLimit(config.api_max_body_bytes);
+    let assets = config.assets_path.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(access::http::cors))
@@ -155,6 +156,7 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
             .app_data(web::Data::new(cache.clone()))
             .app_data(web::Data::new(body_limit))
             .configure(api::config)
+            .configure(|cfg| api::dashboard::config(cfg, &assets))
     })
     .workers(config.num_threads)
     .backlog(config.max_pending_connections)

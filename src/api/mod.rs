@@ -2,10 +2,12 @@
 //!
 //! `/` and `/audit` (trailing slash optional) are the telemetry WebSockets; `/metrics` is the
 //! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes...` and
-//! `/stats/db` answer JSON. Handlers parse their parameters (`params`), run plain query
+//! `/stats/db` answer JSON; `/dashboard/` is the browser page (`dashboard`), and a plain `GET /`
+//! without an upgrade goes there. Handlers parse their parameters (`params`), run plain query
 //! functions (`run_query`) and shape the rows into views.
 
 pub mod benchmarks;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod nodes;
@@ -82,58 +84,69 @@ pub async fn observe(
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::get().to(session::live)))
-        .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
-        .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
-        .service(
-            web::resource(["/openapi.json", "/openapi.json/"]).route(web::get().to(openapi::serve)),
-        )
-        .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
-        .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
-        .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))
-        .service(
-            web::resource(["/nodes/log_stats", "/nodes/log_stats/"])
-                .route(web::get().to(nodes::log_stats)),
-        )
-        .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
-        .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
-        .service(
-            web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)),
-        )
-        .service(
-            web::resource(["/reputation/logged", "/reputation/logged/"])
-                .route(web::get().to(reputation::logged)),
-        )
-        .service(
-            web::resource(["/reputation/{peer_id}", "/reputation/{peer_id}/"])
-                .route(web::get().to(reputation::about)),
-        )
-        .service(
-            web::resource(["/host_systems", "/host_systems/"])
-                .route(web::get().to(benchmarks::list_host_systems))
-                .route(web::post().to(benchmarks::create_host_system)),
-        )
-        .service(
-            web::resource(["/host_systems/{id}", "/host_systems/{id}/"])
-                .route(web::get().to(benchmarks::get_host_system)),
-        )
-        .service(
-            web::resource(["/benchmarks", "/benchmarks/"])
-                .route(web::get().to(benchmarks::list_benchmarks))
-                .route(web::post().to(benchmarks::create_benchmark)),
-        )
-        .service(
-            web::resource(["/benchmarks/{id}", "/benchmarks/{id}/"])
-                .route(web::get().to(benchmarks::get_benchmark)),
-        )
-        .service(
-            web::resource(["/benchmarks/{id}/nodes", "/benchmarks/{id}/nodes/"])
-                .route(web::get().to(benchmarks::benchmark_nodes)),
-        )
-        .service(
-            web::resource(["/benchmarks/{id}/log_stats", "/benchmarks/{id}/log_stats/"])
-                .route(web::get().to(benchmarks::benchmark_log_stats)),
-        );
+    cfg.service(
+        web::resource("/")
+            .route(
+                web::get()
+                    .guard(actix_web::guard::fn_guard(dashboard::wants_websocket))
+                    .to(session::live),
+            )
+            .route(web::get().to(dashboard::to_dashboard)),
+    )
+    .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
+    .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
+    .service(
+        web::resource(["/openapi.json", "/openapi.json/"]).route(web::get().to(openapi::serve)),
+    )
+    .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
+    .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
+    .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))
+    .service(
+        web::resource(["/nodes/log_stats", "/nodes/log_stats/"])
+            .route(web::get().to(nodes::log_stats)),
+    )
+    .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
+    .service(
+        web::resource(["/nodes/sessions", "/nodes/sessions/"])
+            .route(web::get().to(nodes::sessions)),
+    )
+    .service(web::resource(["/nodes/series", "/nodes/series/"]).route(web::get().to(nodes::series)))
+    .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
+    .service(web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)))
+    .service(
+        web::resource(["/reputation/logged", "/reputation/logged/"])
+            .route(web::get().to(reputation::logged)),
+    )
+    .service(
+        web::resource(["/reputation/{peer_id}", "/reputation/{peer_id}/"])
+            .route(web::get().to(reputation::about)),
+    )
+    .service(
+        web::resource(["/host_systems", "/host_systems/"])
+            .route(web::get().to(benchmarks::list_host_systems))
+            .route(web::post().to(benchmarks::create_host_system)),
+    )
+    .service(
+        web::resource(["/host_systems/{id}", "/host_systems/{id}/"])
+            .route(web::get().to(benchmarks::get_host_system)),
+    )
+    .service(
+        web::resource(["/benchmarks", "/benchmarks/"])
+            .route(web::get().to(benchmarks::list_benchmarks))
+            .route(web::post().to(benchmarks::create_benchmark)),
+    )
+    .service(
+        web::resource(["/benchmarks/{id}", "/benchmarks/{id}/"])
+            .route(web::get().to(benchmarks::get_benchmark)),
+    )
+    .service(
+        web::resource(["/benchmarks/{id}/nodes", "/benchmarks/{id}/nodes/"])
+            .route(web::get().to(benchmarks::benchmark_nodes)),
+    )
+    .service(
+        web::resource(["/benchmarks/{id}/log_stats", "/benchmarks/{id}/log_stats/"])
+            .route(web::get().to(benchmarks::benchmark_log_stats)),
+    );
 }
 
 async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {

@@ -1,6 +1,8 @@
 //! `GET /nodes`: the newest session of every known peer id, with the latest state the cache
 //! holds for it. `GET /nodes/log_stats` and `GET /nodes/logs`: one peer's messages, counted by
-//! kind or listed. Request → parameters → query (+ cache) → JSON.
+//! kind or listed. `GET /nodes/sessions` and `GET /nodes/series`: one peer's sessions, and its
+//! heights and peers over time (the dashboard's charts). Request → parameters → query (+ cache)
+//! → JSON.
 
 use std::time::Duration;
 
@@ -179,6 +181,76 @@ pub async fn logs(
             msg: r.msg,
             created_at: rfc3339(r.created_at),
             logs: r.logs,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Most sessions `/nodes/sessions` returns.
+const SESSIONS_MAX: i64 = 1_000;
+const SESSIONS_DEFAULT: i64 = 50;
+
+/// `GET /nodes/sessions?peer_id=`: every session of one peer, newest first.
+pub async fn sessions(
+    req: HttpRequest,
+    pool: web::Data<DbPool>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string())?;
+    let peer_id = params.required("peer_id")?.to_owned();
+    let limit = params.limit("limit", SESSIONS_DEFAULT, SESSIONS_MAX)?;
+    let rows = run_query(&pool, &metrics, move |c| {
+        nodes::sessions_of(c, &peer_id, limit)
+    })
+    .await?;
+    let views: Vec<SessionView> = rows.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Buckets `/nodes/series` returns at most, and by default.
+const POINTS_MAX: i64 = 2_000;
+const POINTS_DEFAULT: i64 = 240;
+/// The window `/nodes/series` covers when `start_time` is not given.
+const SERIES_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+#[derive(Serialize)]
+struct SeriesView {
+    at: String,
+    best_height: Option<i64>,
+    finalized_height: Option<i64>,
+    peers: Option<i64>,
+    txcount: Option<i64>,
+}
+
+/// `GET /nodes/series?peer_id=`: best and finalized height, peers and tx pool of one peer over
+/// time, in at most `points` equal buckets of [start_time, end_time].
+pub async fn series(
+    req: HttpRequest,
+    pool: web::Data<DbPool>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(req.query_string())?;
+    let peer_id = params.required("peer_id")?.to_owned();
+    let end = params.time("end_time")?.unwrap_or_else(Utc::now);
+    let start = params.time("start_time")?.unwrap_or(end - SERIES_WINDOW);
+    if start >= end {
+        return Err(ApiError::bad("start_time", "must be before end_time"));
+    }
+    let points = params.limit("points", POINTS_DEFAULT, POINTS_MAX)?;
+    let span = (end - start).to_std().unwrap_or_default().as_secs_f64();
+    let bucket = (span / points as f64).max(0.001);
+    let rows = run_query(&pool, &metrics, move |c| {
+        nodes::series(c, &peer_id, start, end, bucket)
+    })
+    .await?;
+    let views: Vec<SeriesView> = rows
+        .into_iter()
+        .map(|p| SeriesView {
+            at: rfc3339(p.at),
+            best_height: p.best_height,
+            finalized_height: p.finalized_height,
+            peers: p.peers,
+            txcount: p.txcount,
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))

@@ -164,7 +164,7 @@ pub fn document() -> Value {
             "description": "Telemetry of Tetcore and Substrate nodes, stored in PostgreSQL. Nodes send to the WebSockets / and /audit. Every route takes an optional trailing slash; unknown query parameters are ignored."
         },
         "paths": {
-            "/": {"get": {"summary": "Telemetry WebSocket (data expires after LOG_EXPIRY_H)", "responses": socket.clone()}},
+            "/": {"get": {"summary": "Telemetry WebSocket (data expires after LOG_EXPIRY_H); without an Upgrade header, a 307 to the dashboard at /dashboard/", "responses": socket.clone()}},
             "/audit": {"get": {"summary": "Telemetry WebSocket (data kept for ever)", "responses": socket}},
             "/metrics": get("Prometheus metrics", vec![], text("text exposition format", "text/plain")),
             "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
@@ -180,6 +180,13 @@ pub fn document() -> Value {
                 time("end_time", "no later than this (default: now)"),
                 limit(100, 10_000),
             ], ok("messages", list("Log"))),
+            "/nodes/sessions": get("Every session of one peer, newest first", vec![peer(), limit(50, 1_000)], ok("sessions", list("Session"))),
+            "/nodes/series": get("A peer's best and finalized height, peers and tx pool over time, as the highest value in each of at most `points` equal buckets of the window (buckets without messages are left out)", vec![
+                peer(),
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end (default: now)"),
+                query("points", "most buckets", json!({"type": "integer", "minimum": 1, "maximum": 2000, "default": 240}), false),
+            ], ok("points, oldest first", list("SeriesPoint"))),
             "/stats/db": {"get": guarded(get("Size of every table and index, biggest first", vec![], ok("relations", list("Relation")))["get"].take())},
             "/reputation": get("Every reporting peer's newest network state, expanded", vec![
                 query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),
@@ -213,6 +220,7 @@ pub fn document() -> Value {
                 "Error": object(&[("error", "string"), ("param", "string")]),
                 "Node": object(&node),
                 "Session": object(&session),
+                "SeriesPoint": object(&[("at", "time"), ("best_height", "integer?"), ("finalized_height", "integer?"), ("peers", "integer?"), ("txcount", "integer?")]),
                 "LogStat": object(&[("qty", "integer"), ("log_type", "string?")]),
                 "Log": object(&[("ip_addr", "string"), ("peer_id", "string"), ("msg", "string?"), ("created_at", "time"), ("logs", "json")]),
                 "Relation": object(&[("relation", "string"), ("size", "string"), ("bytes", "integer"), ("rows_estimate", "integer")]),

@@ -3,6 +3,7 @@
 
 mod benchmarks;
 mod common;
+mod dashboard;
 mod deploy;
 mod grafana;
 mod health;

@@ -154,3 +154,71 @@ pub fn logs(conn: &mut PgConnection, f: &LogFilter<'_>) -> QueryResult<Vec<LogRo
     .bind::<BigInt, _>(f.limit)
     .load(conn)
 }
+
+/// Every session of one peer, newest first.
+pub fn sessions_of(
+    conn: &mut PgConnection,
+    peer_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    sql_query(
+        "SELECT id, ip_addr, peer_id, created_at, ended_at, audit, name, chain, version, \
+                authority, startup_time, implementation, genesis_hash \
+         FROM peer_connections WHERE peer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind::<Text, _>(peer_id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+}
+
+/// One point of a peer's chain and network state over time: the highest heights and peer count
+/// its messages reported within a time bucket starting at `at`.
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    #[diesel(sql_type = Timestamptz)]
+    pub at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub best_height: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub finalized_height: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub peers: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub txcount: Option<i64>,
+}
+
+/// A peer's best and finalized height, peers and transaction pool in [start, end], in buckets
+/// of `bucket` seconds. Heights come from `block.import`, `notify.finalized` and
+/// `system.interval` (which carries both in some eras); only whole numbers count. Read along
+/// the `(peer_connection_id, msg, created_at)` index, so the cost follows that peer's rows of
+/// those kinds in the window.
+pub fn series(
+    conn: &mut PgConnection,
+    peer_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    bucket_seconds: f64,
+) -> QueryResult<Vec<SeriesPoint>> {
+    sql_query(
+        "WITH m AS ( \
+             SELECT created_at, logs->>'msg' AS msg, \
+                    CASE WHEN logs->>'height' ~ '^[0-9]{1,18}$' THEN (logs->>'height')::bigint END AS height, \
+                    CASE WHEN logs->>'finalized_height' ~ '^[0-9]{1,18}$' THEN (logs->>'finalized_height')::bigint END AS finalized, \
+                    CASE WHEN logs->>'peers' ~ '^[0-9]{1,18}$' THEN (logs->>'peers')::bigint END AS peers, \
+                    CASE WHEN logs->>'txcount' ~ '^[0-9]{1,18}$' THEN (logs->>'txcount')::bigint END AS txcount \
+             FROM tetcore_logs \
+             WHERE peer_connection_id IN (SELECT id FROM peer_connections WHERE peer_id = $1) \
+               AND logs->>'msg' IN ('block.import', 'notify.finalized', 'system.interval') \
+               AND created_at BETWEEN $2 AND $3) \
+         SELECT date_bin(make_interval(secs => $4), created_at, $2) AS at, \
+                max(height) FILTER (WHERE msg IN ('block.import', 'system.interval')) AS best_height, \
+                greatest(max(height) FILTER (WHERE msg = 'notify.finalized'), max(finalized)) AS finalized_height, \
+                max(peers) AS peers, max(txcount) AS txcount \
+         FROM m GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<Text, _>(peer_id)
+    .bind::<Timestamptz, _>(start)
+    .bind::<Timestamptz, _>(end)
+    .bind::<diesel::sql_types::Double, _>(bucket_seconds)
+    .load(conn)
+}

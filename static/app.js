@@ -1,0 +1,521 @@
+// tetcore-analytics dashboard: the fleet, one node, benchmarks. Reads only the public JSON API
+// (/nodes, /nodes/sessions, /nodes/series, /nodes/log_stats, /nodes/logs, /host_systems,
+// /benchmarks...), refreshes itself every few seconds, and says when the server is unreachable.
+// Everything a node sent is shown through textContent, never as HTML.
+
+const REFRESH_MS = 5000;
+/** Blocks behind its chain's best connected node before a node is highlighted. */
+const BEHIND = 5;
+const BASE = "/dashboard";
+
+// ---- DOM and formatting helpers -------------------------------------------------------------
+
+/** h("a", {href: "/x", class: "y"}, "text", child, ...) */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+const num = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+const text = (t) => (t === null || t === undefined || t === "" ? "—" : t);
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString("en-GB") : "—");
+const dateTime = (iso) =>
+  iso ? new Date(iso).toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "medium" }) : "—";
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+function nodeHref(peerId) {
+  return `${BASE}/node/${encodeURIComponent(peerId)}`;
+}
+
+// ---- data and liveness --------------------------------------------------------------------
+
+const status = {
+  el: null,
+  lastOk: null,
+  ok() {
+    this.lastOk = new Date();
+    this.el.textContent = `Live · updated ${this.lastOk.toLocaleTimeString("en-GB")}`;
+    this.el.className = "status ok";
+  },
+  down(reason) {
+    const since = this.lastOk ? ` · showing data from ${this.lastOk.toLocaleTimeString("en-GB")}` : "";
+    this.el.textContent = `Server unreachable (${reason})${since} · retrying`;
+    this.el.className = "status down";
+  },
+};
+
+class Unreachable extends Error {}
+
+/** GET a JSON API path; an Unreachable error for network failures and 5xx. */
+async function api(path) {
+  let res;
+  try {
+    res = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+  } catch (e) {
+    throw new Unreachable("no connection");
+  }
+  if (res.status >= 500) throw new Unreachable(`HTTP ${res.status}`);
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
+  return body;
+}
+
+// ---- charts -------------------------------------------------------------------------------
+
+/**
+ * A line chart as SVG. lines: [{label, cls, points: [[ms, value], ...]}]. The chart is sized to
+ * its container when drawn; data-points tells how many points it shows.
+ */
+function lineChart(title, lines, width, domain) {
+  const W = Math.max(280, Math.round(width || 600));
+  const H = 190;
+  const pad = { l: 64, r: 12, t: 12, b: 26 };
+  const all = lines.flatMap((l) => l.points);
+  const figure = h("figure", { class: "chart", "data-points": all.length });
+  const legend = h(
+    "figcaption",
+    {},
+    h("strong", {}, title),
+    ...lines.map((l) => h("span", { class: `key ${l.cls}` }, l.label)),
+  );
+  figure.append(legend);
+  if (all.length === 0) {
+    figure.append(h("p", { class: "empty" }, "No data in this window."));
+    return figure;
+  }
+  let [t0, t1] = domain || [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  if (t1 === t0) { t0 -= 30000; t1 += 30000; }
+  // Whole-number ticks, about four of them, spanning the values.
+  const lo = Math.min(...all.map((p) => p[1]));
+  const hi = Math.max(...all.map((p) => p[1]));
+  const step = Math.max(1, Math.ceil((hi - lo) / 3));
+  const v0 = Math.floor(lo / step) * step;
+  const v1 = Math.max(v0 + step, Math.ceil(hi / step) * step);
+  const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (W - pad.l - pad.r);
+  const y = (v) => H - pad.b - ((v - v0) / (v1 - v0)) * (H - pad.t - pad.b);
+  const svg = s("svg", {
+    viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+    "aria-label": `${title}: ${lines.map((l) => `${l.label} from ${num(l.points[0]?.[1])} to ${num(l.points.at(-1)?.[1])}`).join("; ")}`,
+  });
+  for (let v = v0; v <= v1; v += step) {
+    const yy = y(v);
+    svg.append(s("line", { x1: pad.l, x2: W - pad.r, y1: yy, y2: yy, class: "grid" }));
+    svg.append(s("text", { x: pad.l - 6, y: yy + 4, class: "tick", "text-anchor": "end" }, num(v)));
+  }
+  svg.append(s("text", { x: pad.l, y: H - 6, class: "tick" }, new Date(t0).toLocaleTimeString("en-GB")));
+  svg.append(s("text", { x: W - pad.r, y: H - 6, class: "tick", "text-anchor": "end" }, new Date(t1).toLocaleTimeString("en-GB")));
+  for (const l of lines) {
+    if (l.points.length === 0) continue;
+    const d = l.points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+    svg.append(s("path", { d, class: `line ${l.cls}` }));
+    for (const p of l.points.length <= 60 ? l.points : [l.points.at(-1)]) {
+      svg.append(s("circle", { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: 2.5, class: `dot ${l.cls}` }));
+    }
+  }
+  figure.append(h("div", { class: "plot" }, svg));
+  return figure;
+}
+
+function seriesOf(points, field) {
+  return points.filter((p) => p[field] !== null).map((p) => [new Date(p.at).getTime(), p[field]]);
+}
+
+// ---- views --------------------------------------------------------------------------------
+// Each view builds its frame once (controls keep their state and focus) and has a refresh()
+// that fetches and redraws the data parts; the router calls refresh() every REFRESH_MS.
+
+function fleetView(root) {
+  const state = { sort: "name", dir: 1, chain: "", q: "", nodes: [] };
+  const summary = h("section", { class: "summary", "aria-label": "Counts" });
+  const chainSel = h("select", { id: "chain", "aria-label": "Chain" });
+  const search = h("input", {
+    id: "q", type: "search", placeholder: "Filter by name, version, peer id, address…",
+    "aria-label": "Filter nodes", autocomplete: "off",
+  });
+  const columns = [
+    ["name", "Name"], ["chain", "Chain"], ["version", "Version"], ["implementation", "Implementation", "wide"],
+    ["authority", "Authority", "wide"], ["best_height", "Best", "num"], ["finalized_height", "Finalized", "num"],
+    ["lag", "Finality lag", "num wide"], ["peers", "Peers", "num"], ["txcount", "Tx pool", "num wide"],
+    ["last_message_at", "Last message", "wide"], ["connected", "Status"],
+  ];
+  const headRow = h("tr", {});
+  for (const [key, label, cls] of columns) {
+    const button = h("button", { type: "button", class: "sort", onclick: () => {
+      state.dir = state.sort === key ? -state.dir : 1;
+      state.sort = key;
+      draw();
+    } }, label);
+    headRow.append(h("th", { scope: "col", class: cls || null, "data-key": key }, button));
+  }
+  const tbody = h("tbody", {});
+  const table = h("table", { class: "nodes", id: "fleet" }, h("thead", {}, headRow), tbody);
+  const count = h("p", { class: "muted", id: "shown" });
+  chainSel.addEventListener("change", () => { state.chain = chainSel.value; draw(); });
+  search.addEventListener("input", () => { state.q = search.value.trim().toLowerCase(); draw(); });
+  root.append(
+    h("h1", {}, "Fleet"),
+    summary,
+    h("div", { class: "controls" }, h("label", { for: "chain" }, "Chain "), chainSel, search),
+    count,
+    h("div", { class: "scroll" }, table),
+  );
+
+  function value(n, key) {
+    if (key === "lag") return n.best_height !== null && n.finalized_height !== null ? n.best_height - n.finalized_height : null;
+    if (key === "connected") return n.connected ? 1 : 0;
+    if (key === "authority") return n.authority === null ? null : n.authority ? 1 : 0;
+    return n[key];
+  }
+
+  function draw() {
+    const nodes = state.nodes;
+    // Counts per chain and version, over every known node.
+    const perChain = new Map();
+    const perVersion = new Map();
+    for (const n of nodes) {
+      perChain.set(text(n.chain), (perChain.get(text(n.chain)) || 0) + 1);
+      perVersion.set(text(n.version), (perVersion.get(text(n.version)) || 0) + 1);
+    }
+    const chips = (m) => [...m.entries()].sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => h("li", {}, h("span", { class: "chip-k" }, k), h("span", { class: "chip-v" }, num(v))));
+    const connected = nodes.filter((n) => n.connected).length;
+    summary.replaceChildren(
+      h("div", { class: "tile" }, h("span", { class: "big" }, num(nodes.length)), "nodes"),
+      h("div", { class: "tile" }, h("span", { class: "big" }, num(connected)), "connected"),
+      h("div", { class: "group" }, h("h2", {}, "Chains"), h("ul", { class: "chips" }, chips(perChain))),
+      h("div", { class: "group" }, h("h2", {}, "Versions"), h("ul", { class: "chips" }, chips(perVersion))),
+    );
+    const chains = [...perChain.keys()].sort();
+    const current = chainSel.value;
+    chainSel.replaceChildren(h("option", { value: "" }, "All chains"), ...chains.map((c) => h("option", { value: c }, c)));
+    chainSel.value = chains.includes(current) ? current : "";
+    state.chain = chainSel.value;
+    // The best height of each chain's connected nodes: who is falling behind it.
+    const best = new Map();
+    for (const n of nodes) {
+      if (n.connected && n.best_height !== null) best.set(n.chain, Math.max(best.get(n.chain) ?? 0, n.best_height));
+    }
+    const shown = nodes
+      .filter((n) => !state.chain || text(n.chain) === state.chain)
+      .filter((n) => !state.q || [n.name, n.peer_id, n.version, n.implementation, n.chain, n.ip_addr]
+        .some((f) => f && String(f).toLowerCase().includes(state.q)))
+      .sort((a, b) => {
+        const va = value(a, state.sort);
+        const vb = value(b, state.sort);
+        if (va === vb) return String(a.name).localeCompare(String(b.name));
+        if (va === null || va === undefined) return 1;
+        if (vb === null || vb === undefined) return -1;
+        return (va < vb ? -1 : 1) * state.dir;
+      });
+    for (const th of headRow.children) {
+      th.setAttribute("aria-sort", th.dataset.key === state.sort ? (state.dir > 0 ? "ascending" : "descending") : "none");
+    }
+    count.textContent = `${shown.length} of ${nodes.length} nodes shown`;
+    tbody.replaceChildren(...shown.map((n) => {
+      const behind = n.connected && n.best_height !== null && best.has(n.chain) ? best.get(n.chain) - n.best_height : 0;
+      const lag = value(n, "lag");
+      return h("tr", { class: behind > BEHIND ? "behind" : null, "data-peer": n.peer_id },
+        h("td", {}, h("a", { href: nodeHref(n.peer_id), "data-link": true }, text(n.name))),
+        h("td", {}, text(n.chain)),
+        h("td", {}, text(n.version)),
+        h("td", { class: "wide" }, text(n.implementation)),
+        h("td", { class: "wide" }, n.authority === null ? "—" : n.authority ? "yes" : "no"),
+        h("td", { class: "num best" }, num(n.best_height),
+          behind > BEHIND ? h("span", { class: "badge warn", title: `${behind} blocks behind the chain's best` }, `−${num(behind)}`) : null),
+        h("td", { class: "num" }, num(n.finalized_height)),
+        h("td", { class: "num wide" }, num(lag)),
+        h("td", { class: "num" }, num(n.peers)),
+        h("td", { class: "num wide" }, num(n.txcount)),
+        h("td", { class: "wide", title: dateTime(n.last_message_at) }, ago(n.last_message_at)),
+        h("td", {}, h("span", { class: n.connected ? "badge ok" : "badge gone" }, n.connected ? "connected" : "gone")),
+      );
+    }));
+  }
+
+  return {
+    title: "Fleet",
+    async refresh() {
+      state.nodes = await api("/nodes");
+      draw();
+    },
+  };
+}
+
+const WINDOWS = [
+  ["session", "This session"], ["1h", "1 hour"], ["6h", "6 hours"], ["24h", "24 hours"], ["7d", "7 days"],
+];
+const WINDOW_MS = { "1h": 3600e3, "6h": 6 * 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
+
+function nodeView(root, peerId) {
+  const state = { window: "session", kind: "", open: new Set() };
+  const head = h("section", { class: "node-head" });
+  const windowSel = h("select", { id: "window", "aria-label": "Chart window" },
+    ...WINDOWS.map(([v, l]) => h("option", { value: v }, l)));
+  const charts = h("div", { class: "charts" });
+  const kinds = h("tbody", {});
+  const kindSel = h("select", { id: "kind", "aria-label": "Message kind" });
+  const messages = h("ol", { class: "messages", id: "messages" });
+  const sessions = h("tbody", {});
+  windowSel.addEventListener("change", () => { state.window = windowSel.value; view.refresh().catch(report); });
+  kindSel.addEventListener("change", () => { state.kind = kindSel.value; view.refresh().catch(report); });
+  root.append(
+    h("p", { class: "crumbs" }, h("a", { href: `${BASE}/`, "data-link": true }, "Fleet"), " / ", peerId),
+    head,
+    h("section", {}, h("div", { class: "section-head" }, h("h2", {}, "Over time"), h("span", {}, h("label", { for: "window" }, "Window "), windowSel)), charts),
+    h("div", { class: "two" },
+      h("section", {}, h("h2", {}, "Messages by kind"),
+        h("table", { class: "kinds" }, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Kind"), h("th", { scope: "col", class: "num" }, "Count"), h("th", { scope: "col" }, h("span", { class: "sr" }, "Share")))), kinds)),
+      h("section", {}, h("div", { class: "section-head" }, h("h2", {}, "Recent messages"), h("span", {}, h("label", { for: "kind" }, "Kind "), kindSel)), messages),
+    ),
+    h("section", {}, h("h2", {}, "Sessions"), h("div", { class: "scroll" }, h("table", { class: "sessions" },
+      h("thead", {}, h("tr", {}, ...["Id", "Connected", "Ended", "Address", "Endpoint", "Name", "Version"].map((c) => h("th", { scope: "col" }, c)))),
+      sessions))),
+  );
+
+  function drawHead(node, newest) {
+    const n = node || newest || {};
+    const tiles = [
+      ["Best", num(node?.best_height)], ["Finalized", num(node?.finalized_height)],
+      ["Finality lag", node && node.best_height !== null && node.finalized_height !== null ? num(node.best_height - node.finalized_height) : "—"],
+      ["Peers", num(node?.peers)], ["Tx pool", num(node?.txcount)], ["Last message", ago(node?.last_message_at)],
+    ];
+    head.replaceChildren(
+      h("h1", {}, text(n.name), " ", h("span", { class: node?.connected ? "badge ok" : "badge gone" }, node?.connected ? "connected" : "gone")),
+      h("p", { class: "muted" }, [text(n.chain), text(n.version), text(n.implementation), n.authority ? "authority" : null].filter(Boolean).join(" · ")),
+      h("p", { class: "muted mono" }, peerId),
+      h("div", { class: "tiles" }, ...tiles.map(([k, v]) => h("div", { class: "tile" }, h("span", { class: "big" }, v), k))),
+    );
+  }
+
+  function drawCharts(points) {
+    const width = charts.clientWidth > 0 ? (charts.clientWidth >= 760 ? (charts.clientWidth - 16) / 2 : charts.clientWidth) : 600;
+    // One time axis for both charts.
+    const times = points.map((p) => new Date(p.at).getTime());
+    const domain = times.length ? [Math.min(...times), Math.max(...times)] : null;
+    charts.replaceChildren(
+      lineChart("Block height", [
+        { label: "best", cls: "c1", points: seriesOf(points, "best_height") },
+        { label: "finalized", cls: "c2", points: seriesOf(points, "finalized_height") },
+      ], width, domain),
+      lineChart("Peers", [{ label: "peers", cls: "c3", points: seriesOf(points, "peers") }], width, domain),
+    );
+  }
+
+  function drawKinds(stats) {
+    const max = Math.max(1, ...stats.map((k) => k.qty));
+    kinds.replaceChildren(...stats.map((k) => {
+      const bar = h("meter", { min: 0, max, value: k.qty, "aria-label": `${k.qty} of ${max}` });
+      return h("tr", {}, h("td", { class: "mono" }, text(k.log_type)), h("td", { class: "num" }, num(k.qty)), h("td", { class: "bar" }, bar));
+    }));
+    const current = state.kind;
+    kindSel.replaceChildren(h("option", { value: "" }, "All kinds"),
+      ...stats.filter((k) => k.log_type).map((k) => h("option", { value: k.log_type }, k.log_type)));
+    kindSel.value = stats.some((k) => k.log_type === current) ? current : "";
+  }
+
+  function drawMessages(logs) {
+    if (logs.length === 0) {
+      messages.replaceChildren(h("li", { class: "empty" }, "No messages."));
+      return;
+    }
+    messages.replaceChildren(...logs.map((m) => {
+      const key = `${m.created_at}|${m.msg}`;
+      const details = h("details", { open: state.open.has(key) },
+        h("summary", {}, h("time", { datetime: m.created_at }, time(m.created_at)), " ", h("span", { class: "mono kind" }, text(m.msg))),
+        h("pre", {}, JSON.stringify(m.logs, null, 2)));
+      details.addEventListener("toggle", () => (details.open ? state.open.add(key) : state.open.delete(key)));
+      return h("li", {}, details);
+    }));
+  }
+
+  function drawSessions(rows) {
+    sessions.replaceChildren(...rows.map((r) => h("tr", {},
+      h("td", { class: "num" }, r.id), h("td", {}, dateTime(r.created_at)), h("td", {}, r.ended_at ? dateTime(r.ended_at) : "open"),
+      h("td", { class: "mono" }, r.ip_addr), h("td", {}, r.audit ? "/audit" : "/"), h("td", {}, text(r.name)), h("td", {}, text(r.version)))));
+  }
+
+  const q = encodeURIComponent(peerId);
+  const view = {
+    title: peerId,
+    async refresh() {
+      const [fleet, sessionRows, stats, logs] = await Promise.all([
+        api("/nodes"),
+        api(`/nodes/sessions?peer_id=${q}&limit=20`),
+        api(`/nodes/log_stats?peer_id=${q}`),
+        api(`/nodes/logs?peer_id=${q}&limit=50${state.kind ? `&msg=${encodeURIComponent(state.kind)}` : ""}`),
+      ]);
+      const now = Date.now();
+      let start = now - (WINDOW_MS[state.window] || 0);
+      if (state.window === "session") {
+        const opened = sessionRows.length ? new Date(sessionRows[0].created_at).getTime() : now - 3600e3;
+        start = Math.min(Math.max(opened, now - 86400e3), now - 60e3);
+      }
+      const points = await api(`/nodes/series?peer_id=${q}&start_time=${encodeURIComponent(new Date(start).toISOString())}&end_time=${encodeURIComponent(new Date(now).toISOString())}&points=240`);
+      const node = fleet.find((n) => n.peer_id === peerId);
+      this.title = node?.name || peerId;
+      drawHead(node, sessionRows[0]);
+      drawCharts(points);
+      drawKinds(stats);
+      drawMessages(logs);
+      drawSessions(sessionRows);
+    },
+  };
+  return view;
+}
+
+function benchmarksView(root) {
+  const hosts = h("tbody", {});
+  const benches = h("tbody", {});
+  root.append(
+    h("h1", {}, "Benchmarks"),
+    h("section", {}, h("h2", {}, "Benchmarks"), h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ...["Id", "Description", "Start", "End", "Host system"].map((c) => h("th", { scope: "col" }, c)))), benches))),
+    h("section", {}, h("h2", {}, "Host systems"), h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ...["Id", "Description", "OS", "CPUs", "Clock (MHz)", "RAM (MB)", "Disk"].map((c) => h("th", { scope: "col" }, c)))), hosts))),
+  );
+  return {
+    title: "Benchmarks",
+    async refresh() {
+      const [h1, b1] = await Promise.all([api("/host_systems"), api("/benchmarks")]);
+      hosts.replaceChildren(...h1.map((x) => h("tr", {}, h("td", { class: "num" }, x.id), h("td", {}, x.description), h("td", {}, x.os),
+        h("td", { class: "num" }, x.cpu_qty), h("td", { class: "num" }, x.cpu_clock), h("td", { class: "num" }, num(x.ram_mb)), h("td", {}, x.disk_info))));
+      if (h1.length === 0) hosts.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "None yet: POST /host_systems adds one.")));
+      benches.replaceChildren(...b1.map((b) => h("tr", {},
+        h("td", { class: "num" }, h("a", { href: `${BASE}/benchmarks/${b.id}`, "data-link": true }, b.id)),
+        h("td", {}, h("a", { href: `${BASE}/benchmarks/${b.id}`, "data-link": true }, text(b.description))),
+        h("td", {}, dateTime(b.ts_start)), h("td", {}, dateTime(b.ts_end)), h("td", { class: "num" }, b.host_system_id))));
+      if (b1.length === 0) benches.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "None yet: POST /benchmarks adds one.")));
+    },
+  };
+}
+
+function benchmarkView(root, id) {
+  const head = h("section", {});
+  const nodes = h("tbody", {});
+  const kinds = h("tbody", {});
+  root.append(
+    h("p", { class: "crumbs" }, h("a", { href: `${BASE}/benchmarks`, "data-link": true }, "Benchmarks"), ` / ${id}`),
+    head,
+    h("div", { class: "two" },
+      h("section", {}, h("h2", {}, "Nodes in the window"), h("div", { class: "scroll" }, h("table", {},
+        h("thead", {}, h("tr", {}, ...["Name", "Chain", "Version", "Connected", "Ended"].map((c) => h("th", { scope: "col" }, c)))), nodes))),
+      h("section", {}, h("h2", {}, "Messages in the window"), h("table", { class: "kinds" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Kind"), h("th", { scope: "col", class: "num" }, "Count"))), kinds)),
+    ),
+  );
+  return {
+    title: `Benchmark ${id}`,
+    async refresh() {
+      const [b, n, k] = await Promise.all([
+        api(`/benchmarks/${id}`), api(`/benchmarks/${id}/nodes`), api(`/benchmarks/${id}/log_stats`),
+      ]);
+      head.replaceChildren(
+        h("h1", {}, `Benchmark ${b.id}: ${text(b.description)}`),
+        h("p", { class: "muted" }, `${dateTime(b.ts_start)} – ${dateTime(b.ts_end)} · host system ${b.host_system_id}`),
+        h("details", {}, h("summary", {}, "Specs"), h("pre", {}, JSON.stringify({ chain_spec: b.chain_spec, benchmark_spec: b.benchmark_spec }, null, 2))),
+      );
+      nodes.replaceChildren(...n.map((r) => h("tr", {},
+        h("td", {}, r.peer_id ? h("a", { href: nodeHref(r.peer_id), "data-link": true }, text(r.name)) : text(r.name)),
+        h("td", {}, text(r.chain)), h("td", {}, text(r.version)), h("td", {}, dateTime(r.created_at)), h("td", {}, r.ended_at ? dateTime(r.ended_at) : "open"))));
+      kinds.replaceChildren(...k.map((r) => h("tr", {}, h("td", { class: "mono" }, text(r.log_type)), h("td", { class: "num" }, num(r.qty)))));
+    },
+  };
+}
+
+// ---- routing and the refresh loop ---------------------------------------------------------
+
+let current = null;
+let timer = null;
+
+function route(path) {
+  const rest = path.startsWith(BASE) ? path.slice(BASE.length) : path;
+  const parts = rest.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "node" && parts[1]) return ["fleet", (root) => nodeView(root, parts[1])];
+  if (parts[0] === "benchmarks" && parts[1]) return ["benchmarks", (root) => benchmarkView(root, Number(parts[1]) || 0)];
+  if (parts[0] === "benchmarks") return ["benchmarks", benchmarksView];
+  return ["fleet", fleetView];
+}
+
+function report(e) {
+  if (e instanceof Unreachable) {
+    status.down(e.message);
+  } else {
+    const root = document.getElementById("view");
+    root.querySelector(".error")?.remove();
+    root.prepend(h("p", { class: "error", role: "alert" }, e.message));
+  }
+}
+
+async function tick(view) {
+  try {
+    await view.refresh();
+    if (view !== current) return;
+    document.getElementById("view").querySelector(".error")?.remove();
+    document.title = `${view.title} · tetcore-analytics`;
+    status.ok();
+  } catch (e) {
+    if (view === current) report(e);
+  }
+}
+
+function show(path, focus) {
+  const [section, make] = route(path);
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.section === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const root = document.getElementById("view");
+  root.replaceChildren();
+  current = make(root);
+  if (focus) root.focus({ preventScroll: true });
+  clearTimeout(timer);
+  const view = current;
+  const loop = async () => {
+    await tick(view);
+    if (view === current) timer = setTimeout(loop, REFRESH_MS);
+  };
+  loop();
+}
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-link]");
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  if (a.pathname !== location.pathname) history.pushState(null, "", a.pathname);
+  show(a.pathname, true);
+  window.scrollTo(0, 0);
+});
+window.addEventListener("popstate", () => show(location.pathname, true));
+let resized = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resized);
+  resized = setTimeout(() => current && tick(current), 250);
+});
+
+status.el = document.getElementById("status");
+show(location.pathname, false);

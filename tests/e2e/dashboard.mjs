@@ -1,0 +1,145 @@
+// Drives a real headless Chromium through the dashboard of a running service that already holds
+// the telemetry of one node (tests/integration/dashboard.rs sends it through the WebSocket).
+//
+//   node tests/e2e/dashboard.mjs <base url> <peer id> <node name> <best height> <artifacts dir>
+//
+// Fails (exit 1, with the reason) on any console error or uncaught exception in the page, or
+// when something the user should see is not there. Saves screenshots at 1280 and 390 px.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, peerId, nodeName, bestHeight, artifacts] = process.argv.slice(2);
+if (!artifacts) {
+  console.error("usage: dashboard.mjs <base url> <peer id> <node name> <best height> <artifacts dir>");
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const problems = [];
+// While the test cuts the page off from the server on purpose, failed requests are expected.
+let outage = false;
+const step = (what) => console.log(`e2e: ${what}`);
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+try {
+  for (const width of [1280, 390]) {
+    const page = await browser.newPage({ viewport: { width, height: width > 600 ? 900 : 844 } });
+    page.on("console", (m) => {
+      if (m.type() === "error" && !outage) problems.push(`${width}px console error: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => problems.push(`${width}px uncaught: ${e.message}`));
+    page.on("requestfailed", (r) => outage || problems.push(`${width}px request failed: ${r.url()} ${r.failure()?.errorText}`));
+
+    // A plain GET / lands on the fleet page.
+    const response = await page.goto(`${base}/`);
+    if (!page.url().endsWith("/dashboard/")) throw new Error(`GET / went to ${page.url()}`);
+    if (response.status() !== 200) throw new Error(`/dashboard/ answered ${response.status()}`);
+    step(`${width}px: / redirected to ${page.url()}`);
+
+    // The fleet table lists the node with its height.
+    const row = page.locator(`#fleet tbody tr[data-peer="${peerId}"]`);
+    await row.waitFor({ timeout: 15000 });
+    await page.waitForFunction(
+      ([peer, height]) => {
+        const r = document.querySelector(`#fleet tbody tr[data-peer="${peer}"] td.best`);
+        return r && r.textContent.replace(/[^0-9]/g, "").startsWith(height);
+      },
+      [peerId, bestHeight],
+      { timeout: 15000 },
+    );
+    const rowText = await row.innerText();
+    if (!rowText.includes(nodeName)) throw new Error(`the fleet row lacks the name: ${rowText}`);
+    if (!/connected/.test(rowText)) throw new Error(`the node is not shown connected: ${rowText}`);
+    const summary = await page.locator(".summary").innerText();
+    if (!summary.includes("Chains") || !summary.includes("Versions")) throw new Error(`no counts: ${summary}`);
+    step(`${width}px: fleet row: ${rowText.replace(/\s+/g, " ")}`);
+
+    // Filtering by text hides it, and clearing brings it back; sorting is a keyboard button.
+    await page.fill("#q", "no-such-node-anywhere");
+    await page.waitForFunction(() => document.querySelectorAll("#fleet tbody tr").length === 0);
+    await page.fill("#q", "");
+    await row.waitFor();
+    await page.locator('th[data-key="best_height"] button').focus();
+    await page.keyboard.press("Enter");
+    await page.waitForSelector('th[data-key="best_height"][aria-sort="ascending"]');
+    await page.screenshot({ path: join(artifacts, `fleet-${width}.png`), fullPage: true });
+
+    // Open the node page from the fleet page, as a user would, with the keyboard.
+    await row.locator("a").first().focus();
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`**/dashboard/node/${encodeURIComponent(peerId)}`);
+    await page.waitForSelector(".node-head h1", { timeout: 15000 });
+    const title = await page.locator(".node-head h1").innerText();
+    if (!title.includes(nodeName)) throw new Error(`node page title: ${title}`);
+
+    // Charts are drawn with data: a line with several points in each.
+    await page.waitForFunction(
+      () => {
+        const charts = [...document.querySelectorAll("figure.chart")];
+        return charts.length >= 2 && charts.every((c) => Number(c.dataset.points) >= 2 && c.querySelector("path.line"));
+      },
+      null,
+      { timeout: 15000 },
+    );
+    const points = await page.$$eval("figure.chart", (cs) => cs.map((c) => Number(c.dataset.points)));
+    step(`${width}px: charts drawn with ${points.join(", ")} points`);
+
+    // Message counts and recent messages, one of them expanded to its JSON.
+    await page.waitForSelector(".kinds tbody tr");
+    const kinds = await page.locator(".kinds tbody").innerText();
+    if (!kinds.includes("block.import")) throw new Error(`counts per kind lack block.import: ${kinds}`);
+    const first = page.locator("#messages li details").first();
+    await first.waitFor();
+    await first.locator("summary").click();
+    const json = await first.locator("pre").innerText();
+    if (!json.includes('"msg"')) throw new Error(`expanded message is not its JSON: ${json}`);
+    // The kind filter narrows the list to that kind.
+    await page.selectOption("#kind", "system.interval");
+    await page.waitForFunction(() => {
+      const kinds = [...document.querySelectorAll("#messages .kind")].map((k) => k.textContent);
+      return kinds.length > 0 && kinds.every((k) => k === "system.interval");
+    }, null, { timeout: 15000 });
+    step(`${width}px: node page: counts per kind, messages, kind filter`);
+    await page.screenshot({ path: join(artifacts, `node-${width}.png`), fullPage: true });
+
+    // The benchmarks page draws too.
+    await page.click('nav a[data-section="benchmarks"]');
+    await page.waitForSelector("h1:text('Benchmarks')");
+    await page.waitForSelector("table tbody tr");
+    if (width === 1280) await page.screenshot({ path: join(artifacts, `benchmarks-${width}.png`), fullPage: true });
+
+    // Cut off from the server, the page says so instead of freezing, and recovers.
+    if (width === 1280) {
+      await page.click('nav a[data-section="fleet"]');
+      await page.waitForSelector("#fleet tbody tr");
+      outage = true;
+      await page.route("**/nodes", (r) => r.abort());
+      await page.waitForFunction(() => /unreachable/.test(document.getElementById("status").textContent), null, { timeout: 15000 });
+      const row = await page.locator(`#fleet tbody tr[data-peer="${peerId}"]`).count();
+      if (row !== 1) throw new Error("the last data vanished during the outage");
+      step(`outage: ${await page.locator("#status").innerText()}`);
+      await page.screenshot({ path: join(artifacts, "outage-1280.png") });
+      await page.unroute("**/nodes");
+      await page.waitForFunction(() => /^Live/.test(document.getElementById("status").textContent), null, { timeout: 15000 });
+      outage = false;
+      step("outage: recovered");
+    }
+
+    // Nothing is wider than the window (no sideways scrolling of the page itself).
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 1) problems.push(`${width}px: the page is ${overflow}px wider than the window`);
+    await page.close();
+  }
+} finally {
+  await browser.close();
+}
+if (problems.length) {
+  console.error(problems.join("\n"));
+  process.exit(1);
+}
+step(`passed; screenshots in ${artifacts}`);
