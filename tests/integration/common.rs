@@ -360,15 +360,18 @@ pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> Response {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(b"\r\n\r\n").unwrap();
-    // The server may answer before reading it all; that is not our failure.
+    // The server may answer and close before reading it all; that is not our failure.
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(b"\r\n\r\n");
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     if let Err(e) = stream.read_to_end(&mut raw) {
+        // A reset (the server closed with our request unread) may swallow its answer; a timeout
+        // is a hang.
         assert!(
-            !raw.is_empty(),
-            "no response within 10 s to {head:?} (error {e})"
+            !raw.is_empty() || e.kind() == std::io::ErrorKind::ConnectionReset,
+            "no response within 10 s to {:?} (error {e})",
+            &head[..head.len().min(200)]
         );
     }
     let text = String::from_utf8_lossy(&raw);

@@ -100,6 +100,9 @@ fn hostile_requests_get_4xx_and_nothing_breaks() {
     ];
     // Decoded leniently, as browsers do: an answer, not an error.
     let lenient = ["bad percent-encoding", "invalid UTF-8", "header of 100 kB"];
+    // The server answers 431 and closes while the client is still sending; the reset that
+    // follows may swallow the answer (status 0 here), which is still not a hang.
+    let may_reset = ["headers of 4 MB"];
     let mut failures = Vec::new();
     for (what, (head, body)) in &cases {
         let response = raw_request(app.addr, head, body);
@@ -108,7 +111,8 @@ fn hostile_requests_get_4xx_and_nothing_breaks() {
         } else {
             400..500
         };
-        if !expected.contains(&response.status) {
+        let reset = response.status == 0 && may_reset.contains(what);
+        if !expected.contains(&response.status) && !reset {
             failures.push(format!(
                 "{what}: {} {}",
                 response.status,
