@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_open_file_limit(&config);
     let pool = db::pool(
         &config.database_url,
         config.db_pool_size,
@@ -64,6 +65,56 @@ async fn main() -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// Every socket is a file descriptor, and a shell's default soft limit (often 1024) would
+/// refuse nodes long before `WS_MAX_CONNECTIONS`: raise the soft limit to the hard one, as
+/// nginx's `worker_rlimit_nofile` or Go's runtime do, and warn if the cap still does not fit.
+fn raise_open_file_limit(config: &Config) {
+    /// Linux's default `fs.nr_open`: a soft limit above it cannot be set.
+    const CEILING: libc::rlim_t = 1 << 20;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        log::warn!(
+            "cannot read the open-file limit: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let wanted = limit.rlim_max.min(CEILING);
+    if limit.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = wanted;
+        }
+    }
+    let needed = config.ws_max_connections as libc::rlim_t
+        + libc::rlim_t::from(config.db_pool_size)
+        + RESERVED_FILES;
+    if config.ws_max_connections > 0 && limit.rlim_cur < needed {
+        log::warn!(
+            "open-file limit {} is below WS_MAX_CONNECTIONS ({}) plus the database pool and {} in reserve: \
+             the system will refuse sockets before the cap does; raise the hard limit \
+             (ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=) or lower WS_MAX_CONNECTIONS",
+            limit.rlim_cur,
+            config.ws_max_connections,
+            RESERVED_FILES
+        );
+    } else {
+        log::info!("open-file limit: {}", limit.rlim_cur);
+    }
+}
+
+/// Files the process needs besides sockets and the pool: logs, the listener, the writer's and
+/// purge's connections, the blocking threads' work.
+const RESERVED_FILES: libc::rlim_t = 64;
 
 /// Waits for SIGTERM or SIGINT and names it.
 async fn stop_signal() -> &'static str {

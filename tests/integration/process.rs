@@ -13,10 +13,21 @@ pub struct Process {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: mpsc::Receiver<String>,
+    /// The lines logged up to "listening".
+    pub early: Vec<String>,
 }
 
 impl Process {
     pub fn start(database_url: &str, settings: &[(&str, &str)]) -> Process {
+        Process::start_with(database_url, settings, |_| {})
+    }
+
+    /// As `start`, letting `prepare` change the command first.
+    pub fn start_with(
+        database_url: &str,
+        settings: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tetcore-analytics"));
         command
             .env_clear()
@@ -31,6 +42,7 @@ impl Process {
         for (k, v) in settings {
             command.env(k, v);
         }
+        prepare(&mut command);
         let mut child = command.spawn().expect("the binary starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, log) = mpsc::channel();
@@ -42,6 +54,7 @@ impl Process {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut early = Vec::new();
         let addr = loop {
             let line = log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -49,8 +62,14 @@ impl Process {
             if let Some(rest) = line.split("listening: addr=").nth(1) {
                 break rest.split(' ').next().unwrap().parse().unwrap();
             }
+            early.push(line);
         };
-        Process { child, addr, log }
+        Process {
+            child,
+            addr,
+            log,
+            early,
+        }
     }
 
     pub fn signal(&self, name: &str) {
@@ -76,7 +95,9 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         };
         std::thread::sleep(Duration::from_millis(100));
-        (status.code(), self.log.try_iter().collect())
+        let mut lines = std::mem::take(&mut self.early);
+        lines.extend(self.log.try_iter());
+        (status.code(), lines)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -237,5 +258,64 @@ fn the_load_generator_delivers_what_it_reports_in_every_envelope() {
     assert_eq!(
         db.count("SELECT count(*) FROM tetcore_logs WHERE logs ? 'lg_sent_us'"),
         total as i64
+    );
+}
+
+/// Starts the binary with the open-file limits (soft, hard) set before it runs.
+fn start_with_file_limit(db: &TestDb, soft: u64, hard: u64, settings: &[(&str, &str)]) -> Process {
+    use std::os::unix::process::CommandExt;
+    Process::start_with(&db.url, settings, move |command| {
+        // SAFETY: only setrlimit runs between fork and exec; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft as libc::rlim_t,
+                    rlim_max: hard as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    })
+}
+
+/// The soft and hard "Max open files" of a running process.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit_and_a_cap_above_it_is_warned_about() {
+    let db = TestDb::new();
+    // A shell's usual soft limit under a roomy hard one: raised.
+    let process = start_with_file_limit(&db, 256, 4096, &[("WS_MAX_CONNECTIONS", "1000")]);
+    assert_eq!(open_file_limits(process.child.id()), (4096, 4096));
+    process.signal("KILL");
+    let (_, log) = process.wait(Duration::from_secs(20));
+    assert!(
+        log.iter().any(|l| l.contains("open-file limit: 4096")),
+        "{log:#?}"
+    );
+    // A hard limit below the cap: the operator is told, naming the setting.
+    let process = start_with_file_limit(&db, 256, 512, &[]);
+    assert_eq!(open_file_limits(process.child.id()), (512, 512));
+    process.signal("KILL");
+    let (_, log) = process.wait(Duration::from_secs(20));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("WARN") && l.contains("WS_MAX_CONNECTIONS (20000)")),
+        "{log:#?}"
     );
 }
