@@ -64,6 +64,9 @@ try {
     await page.waitForFunction(() => document.querySelectorAll("#fleet tbody tr").length === 0);
     await page.fill("#q", "");
     await row.waitFor();
+    await page.selectOption("#chain", "Testnet");
+    await page.waitForFunction(() => document.querySelectorAll("#fleet tbody tr").length === 2);
+    if ((await page.locator("#fleet tbody tr.behind").count()) !== 1) throw new Error("the laggard is not highlighted");
     await page.locator('th[data-key="best_height"] button').focus();
     await page.keyboard.press("Enter");
     await page.waitForSelector('th[data-key="best_height"][aria-sort="ascending"]');
@@ -110,8 +113,17 @@ try {
     // The benchmarks page draws too.
     await page.click('nav a[data-section="benchmarks"]');
     await page.waitForSelector("h1:text('Benchmarks')");
-    await page.waitForSelector("table tbody tr");
+    await page.waitForSelector("table tbody tr a");
     if (width === 1280) await page.screenshot({ path: join(artifacts, `benchmarks-${width}.png`), fullPage: true });
+    // One benchmark: the nodes connected in its window and the messages received in it.
+    await page.locator("table tbody tr a").first().click();
+    await page.waitForFunction(
+      (name) => [...document.querySelectorAll("table tbody tr")].some((r) => r.textContent.includes(name)),
+      nodeName,
+      { timeout: 15000 },
+    );
+    if (!(await page.locator(".kinds tbody").innerText()).includes("system.interval")) throw new Error("no message counts in the benchmark's window");
+    step(`${width}px: benchmarks and one benchmark's window`);
 
     // Cut off from the server, the page says so instead of freezing, and recovers.
     if (width === 1280) {
