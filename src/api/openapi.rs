@@ -16,7 +16,7 @@ fn time(name: &str, description: &str) -> Value {
     query(
         name,
         &format!("{description}; 2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset"),
-        json!({"type": "string"}),
+        json!({"type": "string", "minLength": 1}),
         false,
     )
 }
@@ -74,7 +74,7 @@ pub fn document() -> Value {
         query(
             "peer_id",
             "libp2p peer id of the node",
-            json!({"type": "string"}),
+            json!({"type": "string", "minLength": 1}),
             true,
         )
     };
@@ -156,6 +156,28 @@ pub fn document() -> Value {
     ];
     let mut benchmark = vec![("id", "integer"), ("created_at", "time")];
     benchmark.extend(benchmark_fields);
+    // What POST takes, exactly as the handlers check it (unknown fields are refused).
+    let int = |max: i64| json!({"type": "integer", "minimum": 0, "maximum": max});
+    let new_host = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["cpu_clock", "cpu_qty", "description", "disk_info", "os", "ram_mb"],
+        "properties": {
+            "cpu_clock": int(2_147_483_647), "cpu_qty": int(65_535), "ram_mb": int(2_147_483_647),
+            "description": {"type": "string"}, "disk_info": {"type": "string"}, "os": {"type": "string"}
+        }
+    });
+    let time_pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}";
+    let new_benchmark = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["host_system_id", "ts_start", "ts_end"],
+        "properties": {
+            "host_system_id": {"type": "integer", "minimum": 1},
+            "ts_start": {"type": "string", "pattern": time_pattern, "description": "2019-01-01T00:00:00 (UTC) or RFC 3339 with an offset"},
+            "ts_end": {"type": "string", "pattern": time_pattern, "description": "as ts_start"},
+            "description": {"type": "string", "nullable": true},
+            "chain_spec": {}, "benchmark_spec": {}
+        }
+    });
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -174,8 +196,8 @@ pub fn document() -> Value {
             "/nodes/log_stats": get("A peer's messages counted by kind, biggest first", vec![peer()], ok("counts", list("LogStat"))),
             "/nodes/logs": get("A peer's messages, newest first", vec![
                 peer(),
-                query("msg", "only this logs->>'msg'", json!({"type": "string"}), false),
-                query("target", "only this logs->>'target'", json!({"type": "string"}), false),
+                query("msg", "only this logs->>'msg'", json!({"type": "string", "minLength": 1}), false),
+                query("target", "only this logs->>'target'", json!({"type": "string", "minLength": 1}), false),
                 time("start_time", "no earlier than this (default: no bound)"),
                 time("end_time", "no later than this (default: now)"),
                 limit(100, 10_000),
@@ -204,12 +226,12 @@ pub fn document() -> Value {
             ], ok("reports", list("Reputation"))),
             "/host_systems": {
                 "get": {"summary": "All host systems", "responses": ok("host systems", list("HostSystem"))},
-                "post": guarded(json!({"summary": "Create a host system", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&host_fields)}}}, "responses": created("HostSystem")}))
+                "post": guarded(json!({"summary": "Create a host system", "requestBody": {"required": true, "content": {"application/json": {"schema": new_host}}}, "responses": created("HostSystem")}))
             },
             "/host_systems/{id}": get("One host system", vec![id()], found(one("HostSystem"))),
             "/benchmarks": {
                 "get": {"summary": "All benchmarks", "responses": ok("benchmarks", list("Benchmark"))},
-                "post": guarded(json!({"summary": "Create a benchmark (an unknown host_system_id is a 400)", "requestBody": {"required": true, "content": {"application/json": {"schema": object(&benchmark_fields)}}}, "responses": created("Benchmark")}))
+                "post": guarded(json!({"summary": "Create a benchmark (an unknown host_system_id is a 400)", "requestBody": {"required": true, "content": {"application/json": {"schema": new_benchmark}}}, "responses": created("Benchmark")}))
             },
             "/benchmarks/{id}": get("One benchmark", vec![id()], found(one("Benchmark"))),
             "/benchmarks/{id}/nodes": get("Sessions open during the benchmark's window", vec![id()], found(list("Session"))),
