@@ -7,6 +7,8 @@ const REFRESH_MS = 5000;
 /** Blocks behind its chain's best connected node before a node is highlighted. */
 const BEHIND = 5;
 const BASE = "/dashboard";
+/** Rows the fleet table draws at most; filters narrow a larger fleet. */
+const MAX_ROWS = 500;
 
 // ---- DOM and formatting helpers -------------------------------------------------------------
 
@@ -235,8 +237,10 @@ function fleetView(root) {
     for (const th of headRow.children) {
       th.setAttribute("aria-sort", th.dataset.key === state.sort ? (state.dir > 0 ? "ascending" : "descending") : "none");
     }
-    count.textContent = `${shown.length} of ${nodes.length} nodes shown`;
-    tbody.replaceChildren(...shown.map((n) => {
+    count.textContent = shown.length > MAX_ROWS
+      ? `${shown.length} of ${nodes.length} nodes match; the first ${MAX_ROWS} are shown, filter to narrow`
+      : `${shown.length} of ${nodes.length} nodes shown`;
+    tbody.replaceChildren(...shown.slice(0, MAX_ROWS).map((n) => {
       const behind = n.connected && n.best_height !== null && best.has(n.chain) ? best.get(n.chain) - n.best_height : 0;
       const lag = value(n, "lag");
       return h("tr", { class: behind > BEHIND ? "behind" : null, "data-peer": n.peer_id },
@@ -364,7 +368,7 @@ function nodeView(root, peerId) {
     title: peerId,
     async refresh() {
       const [fleet, sessionRows, stats, logs] = await Promise.all([
-        api("/nodes"),
+        api(`/nodes?peer_id=${q}`),
         api(`/nodes/sessions?peer_id=${q}&limit=20`),
         api(`/nodes/log_stats?peer_id=${q}`),
         api(`/nodes/logs?peer_id=${q}&limit=50${state.kind ? `&msg=${encodeURIComponent(state.kind)}` : ""}`),

@@ -36,12 +36,19 @@ pub struct NodeView {
     pub connected: bool,
 }
 
+/// `GET /nodes[?peer_id=]`: every peer, or only the one asked for.
 pub async fn list(
+    req: HttpRequest,
     pool: web::Data<DbPool>,
     cache: web::Data<Addr<Cache>>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let sessions = run_query(&pool, &metrics, nodes::newest_sessions).await?;
+    let params = Params::parse(req.query_string())?;
+    let only = params.text("peer_id")?.map(str::to_owned);
+    let mut sessions = run_query(&pool, &metrics, nodes::newest_sessions).await?;
+    if let Some(peer_id) = only {
+        sessions.retain(|s| s.peer_id == peer_id);
+    }
     let states = cache
         .send(LatestStates(sessions.iter().map(|s| s.id).collect()))
         .await

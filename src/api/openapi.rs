@@ -192,7 +192,9 @@ pub fn document() -> Value {
             "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
             "/readyz": get("The database answers and the write queue has room", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
             "/openapi.json": get("This document", vec![], json!({"200": {"description": "OpenAPI 3"}})),
-            "/nodes": get("Each peer's newest session with its latest state", vec![], ok("nodes", list("Node"))),
+            "/nodes": get("Each peer's newest session with its latest state", vec![
+                query("peer_id", "only this peer", json!({"type": "string", "minLength": 1}), false),
+            ], ok("nodes", list("Node"))),
             "/nodes/log_stats": get("A peer's messages counted by kind, biggest first", vec![peer()], ok("counts", list("LogStat"))),
             "/nodes/logs": get("A peer's messages, newest first", vec![
                 peer(),

@@ -90,6 +90,14 @@ fn nodes_lists_each_peers_newest_session_with_its_latest_state() {
     );
     assert_eq!(p2_view["connected"], false);
     assert_eq!(app.get("/nodes/").0, 200);
+    // One peer only, asked by id.
+    let (status, body) = app.get("/nodes?peer_id=12D3KooWP2");
+    assert_eq!(status, 200);
+    let one: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["peer_id"], "12D3KooWP2");
+    assert_eq!(app.get("/nodes?peer_id=nobody").1, "[]");
+    assert_eq!(app.get("/nodes?peer_id=").0, 400);
     let (_, metrics) = app.get("/metrics");
     assert!(metrics.contains("tetcore_cache_entries 4"), "{metrics}");
     assert!(metrics.contains("tetcore_cache_refresh_failures_total 0"));
