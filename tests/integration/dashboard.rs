@@ -173,7 +173,7 @@ fn the_dashboard_shows_the_fleet_a_node_and_benchmarks_in_chromium() {
         ])
         .output()
         .expect(
-            "node runs (scripts/ensure-build-deps installs nodejs, chromium and playwright-core)",
+            "node runs (scripts/test, through ensure-build-deps --test, installs nodejs, chromium and playwright-core)",
         );
     let log = format!(
         "{}{}",
