@@ -212,10 +212,14 @@ function fleetView(root) {
       h("div", { class: "group" }, h("h2", {}, "Chains"), h("ul", { class: "chips" }, chips(perChain))),
       h("div", { class: "group" }, h("h2", {}, "Versions"), h("ul", { class: "chips" }, chips(perVersion))),
     );
+    // Rebuilt only when the chains change, so an open menu is not closed under the user.
     const chains = [...perChain.keys()].sort();
-    const current = chainSel.value;
-    chainSel.replaceChildren(h("option", { value: "" }, "All chains"), ...chains.map((c) => h("option", { value: c }, c)));
-    chainSel.value = chains.includes(current) ? current : "";
+    if (chainSel.dataset.options !== chains.join("\n")) {
+      const current = chainSel.value;
+      chainSel.replaceChildren(h("option", { value: "" }, "All chains"), ...chains.map((c) => h("option", { value: c }, c)));
+      chainSel.dataset.options = chains.join("\n");
+      chainSel.value = chains.includes(current) ? current : "";
+    }
     state.chain = chainSel.value;
     // The best height of each chain's connected nodes: who is falling behind it.
     const best = new Map();
@@ -336,10 +340,13 @@ function nodeView(root, peerId) {
       const bar = h("meter", { min: 0, max, value: k.qty, "aria-label": `${k.qty} of ${max}` });
       return h("tr", {}, h("td", { class: "mono" }, text(k.log_type)), h("td", { class: "num" }, num(k.qty)), h("td", { class: "bar" }, bar));
     }));
-    const current = state.kind;
-    kindSel.replaceChildren(h("option", { value: "" }, "All kinds"),
-      ...stats.filter((k) => k.log_type).map((k) => h("option", { value: k.log_type }, k.log_type)));
-    kindSel.value = stats.some((k) => k.log_type === current) ? current : "";
+    const names = stats.filter((k) => k.log_type).map((k) => k.log_type).sort();
+    if (kindSel.dataset.options !== names.join("\n")) {
+      kindSel.replaceChildren(h("option", { value: "" }, "All kinds"), ...names.map((n) => h("option", { value: n }, n)));
+      kindSel.dataset.options = names.join("\n");
+      kindSel.value = names.includes(state.kind) ? state.kind : "";
+    }
+    state.kind = kindSel.value;
   }
 
   function drawMessages(logs) {
