@@ -1,7 +1,6 @@
 //! Address ranges (`10.0.0.0/8`, `2001:db8::/32`, or a bare address) as settings take them, and
 //! the address key that per-address limits count by.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -48,12 +47,6 @@ impl FromStr for Cidr {
                 .ok_or_else(|| format!("{text:?} has a prefix length outside 0..={max}"))?,
         };
         Ok(Cidr { net, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
     }
 }
 

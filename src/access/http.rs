@@ -14,7 +14,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use crate::api::error::ApiError;
 
 /// The token writes need; `None` leaves them open.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WriteToken(pub Option<String>);
 
 impl std::fmt::Debug for WriteToken {

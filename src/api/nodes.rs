@@ -45,10 +45,10 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let only = params.text("peer_id")?.map(str::to_owned);
-    let mut sessions = run_query(&pool, &metrics, nodes::newest_sessions).await?;
-    if let Some(peer_id) = only {
-        sessions.retain(|s| s.peer_id == peer_id);
-    }
+    let sessions = run_query(&pool, &metrics, move |c| {
+        nodes::newest_sessions(c, only.as_deref())
+    })
+    .await?;
     let states = cache
         .send(LatestStates(sessions.iter().map(|s| s.id).collect()))
         .await
@@ -95,7 +95,7 @@ impl From<nodes::LogStat> for LogStatView {
     }
 }
 
-/// A session's connection fields, as benchmark windows list them.
+/// A session's connection fields, as `/nodes/sessions` and benchmark windows list them.
 #[derive(Serialize)]
 pub struct SessionView {
     id: i64,

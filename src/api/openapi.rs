@@ -211,7 +211,7 @@ pub fn document() -> Value {
                 time("end_time", "window end (default: now)"),
                 query("points", "most buckets", json!({"type": "integer", "minimum": 1, "maximum": 2000, "default": 240}), false),
             ], ok("points, oldest first", list("SeriesPoint"))),
-            "/stats/db": {"get": guarded(get("Size of every table and index, biggest first", vec![], ok("relations", list("Relation")))["get"].take())},
+            "/stats/db": {"get": guarded(json!({"summary": "Size of every table and index, biggest first", "parameters": [], "responses": ok("relations", list("Relation"))}))},
             "/reputation": get("Every reporting peer's newest network state, expanded", vec![
                 query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),
                 limit(100, 10_000),

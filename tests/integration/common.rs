@@ -400,40 +400,15 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// One HTTP/1.1 request (with a JSON body if given); returns (status, body).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
-    )
-    .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close");
     if let Some(body) = body {
-        write!(
-            stream,
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+        head.push_str(&format!(
+            "\r\nContent-Type: application/json\r\nContent-Length: {}",
             body.len()
-        )
-        .unwrap();
+        ));
     }
-    stream.write_all(b"\r\n").unwrap();
-    if let Some(body) = body {
-        // The server may answer (413) before reading it all; that is not our failure.
-        let _ = stream.write_all(body);
-    }
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let response = raw_request(addr, &head, body.unwrap_or_default());
+    (response.status, response.body)
 }
 
 /// The value of an unlabelled sample in Prometheus text.
