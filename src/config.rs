@@ -25,6 +25,10 @@
 //! | `CACHE_EXPIRY_S`           | `3600`             | cache entries untouched this long are dropped |
 //! | `SHUTDOWN_TIMEOUT_S`       | `10`               | on SIGTERM/SIGINT, time to flush what was received before exiting |
 //! | `QUERY_TIMEOUT_MS`         | `5000`             | statement timeout of the query pool (API, probes, cache) |
+//! | `DB_CONNECT_TIMEOUT_S`     | `5`                | a connection to PostgreSQL not made within this is abandoned |
+//! | `DB_WRITE_TIMEOUT_MS`      | `10000`            | any one statement of the writer (the COPY included); past it the connection is abandoned and the batch retried |
+//! | `INSTANCE_HEARTBEAT_S`     | `5`                | seconds between this instance's heartbeats in `tetcore_instances` |
+//! | `INSTANCE_DEAD_AFTER_S`    | `30`               | an instance whose heartbeat is older is ended, with its sessions, by another |
 //! | `API_MAX_BODY_BYTES`       | `65536`            | largest request body the JSON API takes (413 beyond) |
 //! | `ASSETS_PATH`              | `./static`         | directory of the static files |
 //! | `TRUSTED_PROXIES`          | (none)             | CIDRs of proxies whose forwarding header names the client |
@@ -67,6 +71,10 @@ pub const DEFAULT_CACHE_UPDATE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_CACHE_EXPIRY_S: u64 = 3600;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_DB_CONNECT_TIMEOUT_S: u64 = 5;
+pub const DEFAULT_DB_WRITE_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_INSTANCE_HEARTBEAT_S: u64 = 5;
+pub const DEFAULT_INSTANCE_DEAD_AFTER_S: u64 = 30;
 pub const DEFAULT_API_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_ASSETS_PATH: &str = "./static";
 pub const DEFAULT_WS_MAX_IDS_PER_CONNECTION: usize = 20;
@@ -134,6 +142,10 @@ pub struct Config {
     pub cache_expiry: Duration,
     pub shutdown_timeout: Duration,
     pub query_timeout: Duration,
+    pub db_connect_timeout: Duration,
+    pub db_write_timeout: Duration,
+    pub instance_heartbeat: Duration,
+    pub instance_dead_after: Duration,
     pub api_max_body_bytes: usize,
     pub assets_path: PathBuf,
     pub trusted_proxies: CidrList,
@@ -229,6 +241,10 @@ impl Config {
                 "must start with postgres:// or postgresql://",
             ));
         }
+        // The writer's driver reads the URL too; what it cannot read must stop the start.
+        if let Err(e) = database_url.parse::<tokio_postgres::Config>() {
+            return Err(invalid("DATABASE_URL", format!("cannot be read: {e}")));
+        }
         let secs = Duration::from_secs;
         let num_threads = r.at_least("NUM_THREADS", num_cpus::get() * THREADS_PER_CPU, 1)?;
         let default_pool = u32::try_from(num_threads).unwrap_or(u32::MAX);
@@ -287,6 +303,26 @@ impl Config {
                 DEFAULT_QUERY_TIMEOUT_MS,
                 1,
             )?),
+            db_connect_timeout: secs(r.at_least(
+                "DB_CONNECT_TIMEOUT_S",
+                DEFAULT_DB_CONNECT_TIMEOUT_S,
+                1,
+            )?),
+            db_write_timeout: Duration::from_millis(r.at_least(
+                "DB_WRITE_TIMEOUT_MS",
+                DEFAULT_DB_WRITE_TIMEOUT_MS,
+                100,
+            )?),
+            instance_heartbeat: secs(r.at_least(
+                "INSTANCE_HEARTBEAT_S",
+                DEFAULT_INSTANCE_HEARTBEAT_S,
+                1,
+            )?),
+            instance_dead_after: secs(r.at_least(
+                "INSTANCE_DEAD_AFTER_S",
+                DEFAULT_INSTANCE_DEAD_AFTER_S,
+                1,
+            )?),
             api_max_body_bytes: r.at_least("API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, 1)?,
             assets_path: PathBuf::from(
                 r.raw("ASSETS_PATH")
@@ -339,6 +375,17 @@ impl Config {
         }
         if u32::try_from(self.ws_max_payload).is_err() {
             return Err(invalid("WS_MAX_PAYLOAD", "must be below 4 GiB"));
+        }
+        // One late heartbeat must not have an instance declared dead.
+        if self.instance_dead_after < self.instance_heartbeat * 3 {
+            return Err(invalid(
+                "INSTANCE_DEAD_AFTER_S",
+                format!(
+                    "{}s is less than three INSTANCE_HEARTBEAT_S ({}s): a live instance would be ended",
+                    self.instance_dead_after.as_secs(),
+                    self.instance_heartbeat.as_secs()
+                ),
+            ));
         }
         if self.cache_expiry < self.cache_update_interval {
             return Err(invalid(
@@ -398,6 +445,10 @@ mod tests {
         assert_eq!(c.db_batch_size, 1024);
         assert_eq!(c.db_save_latency, Duration::from_millis(100));
         assert_eq!(c.cache_update_interval, Duration::from_millis(1000));
+        assert_eq!(c.db_connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.db_write_timeout, Duration::from_secs(10));
+        assert_eq!(c.instance_heartbeat, Duration::from_secs(5));
+        assert_eq!(c.instance_dead_after, Duration::from_secs(30));
         assert_eq!(c.assets_path, PathBuf::from("./static"));
         assert!(c.trusted_proxies.is_empty() && c.allowed_node_ips.is_empty());
         assert_eq!(c.trusted_proxy_header, ProxyHeader::Auto);

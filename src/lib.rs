@@ -38,9 +38,11 @@ use tokio::sync::{watch, Semaphore};
 use access::client::ClientAddr;
 use access::gate::GateLimits;
 use actors::cache::{Cache, CacheSettings};
+use actors::instance::Instance;
 use actors::purge::Purge;
 use actors::writer::{Drain, Writer, WriterSettings};
 use config::Config;
+use db::ingest::Deadlines;
 use db::DbPool;
 use ingest::session::{IngestSettings, IngestState};
 use metrics::Metrics;
@@ -71,9 +73,10 @@ impl Stopper {
     }
 }
 
-/// Starts the writer, purge and cache actors and binds the server; must run inside an actix
-/// system. The database must already be prepared (`db::prepare`).
-pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
+/// Starts the writer, purge, cache and instance actors and binds the server; must run inside an
+/// actix system. The database must already be prepared (`db::prepare`) and this process
+/// registered as `instance` (`db::queries::instances::register`).
+pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Service> {
     let metrics = Metrics::new();
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
     let health = web::Data::new(api::health::Health {
@@ -91,8 +94,16 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         metrics.clone(),
     )
     .start();
+    Instance::new(
+        pool.clone(),
+        instance,
+        config.instance_heartbeat,
+        config.instance_dead_after,
+        metrics.clone(),
+    )
+    .start();
     let purge = Purge::new(
-        config.database_url.clone(),
+        db::libpq_url(&config.database_url, config.db_connect_timeout),
         config.purge_interval,
         config.log_expiry,
         metrics.clone(),
@@ -103,6 +114,11 @@ pub fn start(config: &Config, pool: DbPool) -> std::io::Result<Service> {
         WriterSettings {
             batch_size: config.db_batch_size,
             save_latency: config.db_save_latency,
+            deadlines: Deadlines {
+                connect: config.db_connect_timeout,
+                statement: config.db_write_timeout,
+            },
+            instance,
         },
         budget.clone(),
         metrics.clone(),

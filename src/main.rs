@@ -25,13 +25,14 @@ async fn main() -> ExitCode {
         }
     };
     raise_open_file_limit(&config);
-    let pool = db::pool(
-        &config.database_url,
-        config.db_pool_size,
-        config.query_timeout,
-    );
-    prepare_database(&config.database_url, db::partition_hours(config.log_expiry)).await;
-    let service = match start(&config, pool) {
+    let pool = db::pool(&config);
+    let instance = prepare_database(
+        db::libpq_url(&config.database_url, config.db_connect_timeout),
+        db::partition_hours(config.log_expiry),
+    )
+    .await;
+    log::info!("registered as instance {instance}");
+    let service = match start(&config, pool, instance) {
         Ok(service) => service,
         Err(e) => {
             log::error!(
@@ -136,24 +137,27 @@ async fn stop_signal() -> &'static str {
     }
 }
 
-/// Applies migrations and partitions, retrying while the database cannot be reached.
-async fn prepare_database(database_url: &str, partition_hours: i32) {
+/// Applies migrations and partitions and registers this instance, retrying while the database
+/// cannot be reached. Returns the instance id.
+async fn prepare_database(database_url: String, partition_hours: i32) -> i64 {
     let mut delay = Duration::from_millis(500);
     loop {
-        let url = database_url.to_owned();
+        let url = database_url.clone();
         let result = actix_web::web::block(move || {
             use diesel::Connection;
             let mut conn =
                 diesel::PgConnection::establish(&url).map_err(|e| db::SetupError(e.to_string()))?;
-            db::prepare(&mut conn, partition_hours)
+            let applied = db::prepare(&mut conn, partition_hours)?;
+            let instance = db::register_instance(&mut conn)?;
+            Ok::<_, db::SetupError>((applied, instance))
         })
         .await;
         match result {
-            Ok(Ok(applied)) => {
+            Ok(Ok((applied, instance))) => {
                 if !applied.is_empty() {
                     log::info!("migrations applied: {}", applied.join(", "));
                 }
-                return;
+                return instance;
             }
             Ok(Err(e)) => log::warn!("database not ready, retrying: error={e}"),
             Err(e) => log::warn!("database set-up task failed, retrying: error={e}"),

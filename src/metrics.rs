@@ -117,24 +117,6 @@ impl CloseReason {
     }
 }
 
-/// Database errors by what the writer did about them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DbErrorKind {
-    /// The database could not be reached; the batch waits and is retried.
-    Unavailable,
-    /// The database refused the data; the batch is split to find the rows at fault.
-    Refused,
-}
-
-impl DbErrorKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            DbErrorKind::Unavailable => "unavailable",
-            DbErrorKind::Refused => "refused",
-        }
-    }
-}
-
 pub const MODES: [&str; 2] = ["live", "audit"];
 
 pub fn mode_label(audit: bool) -> &'static str {
@@ -163,6 +145,7 @@ pub struct Metrics {
     pub batch_write_seconds: Histogram,
     pub db_errors: IntCounterVec,
     pub db_retries: IntCounter,
+    pub instances_ended: IntCounter,
     pub purge_runs: IntCounterVec,
     pub purge_seconds: Histogram,
     pub purge_partitions: IntCounter,
@@ -276,14 +259,19 @@ impl Metrics {
             db_errors: IntCounterVec::new(
                 Opts::new(
                     "tetcore_db_errors_total",
-                    "Failed database writes, by kind (unavailable: retried; refused: batch split).",
+                    "Failed writer statements, by SQLSTATE class (connection: no answer; timeout: our deadline) and action (retry: the batch waits whole; isolate: the rows at fault are split out).",
                 ),
-                &["kind"],
+                &["class", "action"],
             )
             .expect("valid metric"),
             db_retries: IntCounter::new(
                 "tetcore_db_retries_total",
-                "Batch writes retried after the database was unavailable.",
+                "Batch writes retried after a failure that was not the rows' own.",
+            )
+            .expect("valid metric"),
+            instances_ended: IntCounter::new(
+                "tetcore_instances_ended_total",
+                "Other instances this one found dead (heartbeat older than INSTANCE_DEAD_AFTER_S) and ended, with their sessions.",
             )
             .expect("valid metric"),
             purge_runs: IntCounterVec::new(
@@ -399,6 +387,7 @@ impl Metrics {
             Box::new(self.batch_write_seconds.clone()),
             Box::new(self.db_errors.clone()),
             Box::new(self.db_retries.clone()),
+            Box::new(self.instances_ended.clone()),
             Box::new(self.purge_runs.clone()),
             Box::new(self.purge_seconds.clone()),
             Box::new(self.purge_partitions.clone()),
@@ -443,8 +432,8 @@ impl Metrics {
         for result in ["done", "skipped", "failed"] {
             self.purge_runs.with_label_values(&[result]);
         }
-        for k in [DbErrorKind::Unavailable, DbErrorKind::Refused] {
-            self.db_errors.with_label_values(&[k.label()]);
+        for class in ["connection", "timeout"] {
+            self.db_errors.with_label_values(&[class, "retry"]);
         }
     }
 

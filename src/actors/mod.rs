@@ -2,8 +2,10 @@
 //!
 //! - `writer`: batches node-session events into PostgreSQL.
 //! - `purge`: retention, on a timer.
+//! - `instance`: this instance's heartbeat; ends instances that died, and their sessions.
 //! - `cache`: the latest state of every node session, refreshed from the database.
 
 pub mod cache;
+pub mod instance;
 pub mod purge;
 pub mod writer;

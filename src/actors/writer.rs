@@ -1,13 +1,18 @@
 //! The DB writer: takes node-session events from the sockets and writes them to PostgreSQL in
 //! batches of up to `DB_BATCH_SIZE` messages, or when the oldest waiting event is
-//! `DB_SAVE_LATENCY_MS` old, whichever comes first, one batch at a time, on a blocking thread.
+//! `DB_SAVE_LATENCY_MS` old, whichever comes first, one batch at a time, on its own connection
+//! (`db::ingest`).
 //!
-//! A batch is one transaction on the writer's own connection: new sessions, `system.connected`
-//! updates, the messages (`COPY`) and ended sessions. If PostgreSQL refuses some rows, the
-//! batch is written again with savepoints and split until those rows are isolated; they are
-//! dropped and counted (`db_rejected`), the rest is stored. If PostgreSQL cannot be reached,
-//! the batch goes back to the head of the queue and is retried with capped, jittered backoff. Memory is bounded by the write budget the sockets take from before sending
-//! (`WRITE_QUEUE_MAX_BYTES`); it is given back only when the rows are stored or dropped.
+//! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`),
+//! ended sessions, and the batch's number in `tetcore_instances.last_batch`. What happens on a
+//! failure is PostgreSQL's call, by SQLSTATE: only a row's own fault (classes 22 and 23, 54000)
+//! has the batch written again with savepoints, split until the refused rows stand alone; they
+//! are dropped and counted (`db_rejected`). Every other failure (connection, read-only, disk
+//! full, timeouts, locks, privileges, ...) keeps the whole batch at the head of the queue, to be
+//! retried with capped, jittered backoff. If the answer to COMMIT was lost, the retry first
+//! asks whether the batch's number was recorded, so a batch is stored exactly once. Memory is
+//! bounded by the write budget the sockets take before sending (`WRITE_QUEUE_MAX_BYTES`); it is
+//! given back only when the rows are stored or dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,14 +20,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
-use diesel::Connection;
 use tokio::sync::Semaphore;
 
-use crate::db;
+use crate::db::ingest::{Deadlines, Fault, WriterDb};
 use crate::db::models::{LogRow, NewSession, NodeInfo};
-use crate::db::queries::{logs, sessions};
-use crate::metrics::{DbErrorKind, DropReason, Metrics};
+use crate::metrics::{DropReason, Metrics};
 
 /// Identifies a node session (connection, telemetry id) within this process.
 pub type SessionKey = u64;
@@ -63,6 +65,8 @@ pub enum Event {
         session: SessionKey,
         at: DateTime<Utc>,
     },
+    /// The service stops: every session of this instance still open ends, and the instance.
+    Stopped { at: DateTime<Utc> },
 }
 
 impl Event {
@@ -71,7 +75,8 @@ impl Event {
             Event::Opened { at, .. }
             | Event::Connected { at, .. }
             | Event::Log { at, .. }
-            | Event::Closed { at, .. } => *at,
+            | Event::Closed { at, .. }
+            | Event::Stopped { at } => *at,
         }
     }
 }
@@ -82,8 +87,8 @@ impl Event {
 pub struct StoreEvents(pub Vec<Event>);
 
 /// Shutdown, once the server has stopped: write everything now, without waiting for a full
-/// batch, then mark the sessions still open as ended. Answers how many events still wait (0:
-/// all written); sent repeatedly until it answers 0.
+/// batch, then mark this instance and the sessions still open as ended. Answers how many
+/// events still wait (0: all written); sent repeatedly until it answers 0.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct Drain;
@@ -91,6 +96,9 @@ pub struct Drain;
 pub struct WriterSettings {
     pub batch_size: usize,
     pub save_latency: Duration,
+    pub deadlines: Deadlines,
+    /// This instance's row in `tetcore_instances`.
+    pub instance: i64,
 }
 
 pub struct Writer {
@@ -101,8 +109,12 @@ pub struct Writer {
     queued_rows: usize,
     /// The connection and session ids; `None` while lent to the write in progress.
     store: Option<Store>,
+    /// A batch that failed, kept whole (with its number) for the retry.
+    retry: Option<Batch>,
+    batches: u64,
     writing: bool,
     draining: bool,
+    stopped: bool,
     timer: Option<SpawnHandle>,
     retry_delay: Duration,
 }
@@ -115,18 +127,23 @@ impl Writer {
         metrics: Metrics,
     ) -> Writer {
         Writer {
+            store: Some(Store {
+                database_url,
+                deadlines: settings.deadlines,
+                instance: settings.instance,
+                db: None,
+                ids: HashMap::new(),
+            }),
             settings,
             budget,
             metrics,
             queue: VecDeque::new(),
             queued_rows: 0,
-            store: Some(Store {
-                database_url,
-                conn: None,
-                ids: HashMap::new(),
-            }),
+            retry: None,
+            batches: 0,
             writing: false,
             draining: false,
+            stopped: false,
             timer: None,
             retry_delay: RETRY_FIRST,
         }
@@ -135,6 +152,10 @@ impl Writer {
     /// Starts a write if a batch is due, or sets a timer for when the oldest event will be.
     fn consider_writing(&mut self, ctx: &mut Context<Self>) {
         if self.writing {
+            return;
+        }
+        if self.retry.is_some() {
+            self.write_batch(ctx);
             return;
         }
         let Some(oldest) = self.queue.front().map(Event::at) else {
@@ -155,14 +176,12 @@ impl Writer {
         }
     }
 
-    fn write_batch(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.timer.take() {
-            ctx.cancel_future(timer);
+    /// The batch to write next: the one that failed, or a new one from the head of the queue.
+    fn next_batch(&mut self) -> Batch {
+        if let Some(batch) = self.retry.take() {
+            return batch;
         }
-        let Some(mut store) = self.store.take() else {
-            return;
-        };
-        let mut batch = Vec::new();
+        let mut events = Vec::new();
         let mut rows = 0;
         while let Some(event) = self.queue.front() {
             if matches!(event, Event::Log { .. }) {
@@ -171,47 +190,44 @@ impl Writer {
                 }
                 rows += 1;
             }
-            batch.extend(self.queue.pop_front());
+            events.extend(self.queue.pop_front());
         }
         self.queued_rows -= rows;
+        self.batches += 1;
+        Batch {
+            events,
+            number: self.batches,
+            committing: None,
+        }
+    }
+
+    fn write_batch(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        let mut batch = self.next_batch();
         self.writing = true;
         let started = Instant::now();
-        let url = store.database_url.clone();
-        let cost = budget_of(&batch);
-        let job = actix_web::rt::task::spawn_blocking(move || {
-            let result = store.write(&batch);
+        let job = async move {
+            let result = store.write(&mut batch).await;
             (batch, store, result)
-        });
+        };
         ctx.spawn(
             job.into_actor(self)
-                .map(move |joined, writer, ctx| match joined {
-                    Ok((batch, store, result)) => {
-                        writer.store = Some(store);
-                        writer.finish(batch, result, started, ctx);
-                    }
-                    Err(e) => {
-                        // The blocking task panicked: a bug, not data. Its batch is gone, and
-                        // counted as such.
-                        log::error!(
-                            "batch writer task failed, messages lost: count={rows} error={e}"
-                        );
-                        writer.metrics.dropped(DropReason::WriterGone, rows as u64);
-                        writer.release(cost);
-                        writer.store = Some(Store {
-                            database_url: url,
-                            conn: None,
-                            ids: HashMap::new(),
-                        });
-                        writer.writing = false;
-                    }
+                .map(move |(batch, store, result), writer, ctx| {
+                    writer.store = Some(store);
+                    writer.finish(batch, result, started, ctx);
                 }),
         );
     }
 
     fn finish(
         &mut self,
-        batch: Vec<Event>,
-        result: Result<Written, String>,
+        batch: Batch,
+        result: Result<Written, Fault>,
         started: Instant,
         ctx: &mut Context<Self>,
     ) {
@@ -224,34 +240,35 @@ impl Writer {
                 m.batch_write_seconds
                     .observe(started.elapsed().as_secs_f64());
                 m.stored(written.stored);
-                if written.refused_attempts > 0 {
+                for (class, n) in &written.refused {
                     m.db_errors
-                        .with_label_values(&[DbErrorKind::Refused.label()])
-                        .inc_by(written.refused_attempts);
+                        .with_label_values(&[class, "isolate"])
+                        .inc_by(*n);
                 }
                 if written.rejected > 0 {
                     m.dropped(DropReason::DbRejected, written.rejected);
                 }
-                self.release(budget_of(&batch));
+                self.release(budget_of(&batch.events));
                 self.consider_writing(ctx);
             }
-            Err(e) => {
+            Err(fault) => {
                 self.metrics
                     .db_errors
-                    .with_label_values(&[DbErrorKind::Unavailable.label()])
+                    .with_label_values(&[fault.class(), "retry"])
                     .inc();
                 let delay = jittered(self.retry_delay);
+                let rows = batch
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Log { .. }))
+                    .count();
                 log::warn!(
-                    "database unavailable, batch kept for retry: error={e} rows_waiting={} retry_in_ms={}",
-                    self.queued_rows + batch.iter().filter(|e| matches!(e, Event::Log { .. })).count(),
+                    "batch not written, kept whole for retry: {fault} batch={} rows={rows} rows_waiting={} retry_in_ms={}",
+                    batch.number,
+                    self.queued_rows + rows,
                     delay.as_millis()
                 );
-                for event in batch.into_iter().rev() {
-                    if matches!(event, Event::Log { .. }) {
-                        self.queued_rows += 1;
-                    }
-                    self.queue.push_front(event);
-                }
+                self.retry = Some(batch);
                 self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
                 self.writing = true; // nothing else starts a write until the retry
                 ctx.run_later(delay, |writer, ctx| {
@@ -296,39 +313,60 @@ impl Handler<Drain> for Writer {
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> usize {
         self.draining = true;
-        let idle = self.queue.is_empty() && !self.writing;
-        if let (true, Some(Store { ids, .. })) = (idle, &self.store) {
-            // The server has stopped: sessions that did not get to close end now.
-            let at = Utc::now();
-            self.queue
-                .extend(ids.keys().map(|&session| Event::Closed { session, at }));
+        let idle = self.queue.is_empty() && !self.writing && self.retry.is_none();
+        if idle && !self.stopped {
+            // The server has stopped: sessions that did not get to close end now, and so does
+            // this instance.
+            self.stopped = true;
+            self.queue.push_back(Event::Stopped { at: Utc::now() });
         }
         self.consider_writing(ctx);
-        self.queue.len() + usize::from(self.writing)
+        self.queue.len() + usize::from(self.writing) + usize::from(self.retry.is_some())
     }
 }
 
 /// What one batch came to.
+#[derive(Clone, Debug, Default)]
 struct Written {
     stored: u64,
     /// Rows PostgreSQL refused even alone.
     rejected: u64,
-    /// Failed COPY attempts while isolating those rows.
-    refused_attempts: u64,
+    /// Statements PostgreSQL refused for their rows while isolating them, by SQLSTATE class.
+    refused: HashMap<&'static str, u64>,
 }
 
-/// The writer's own connection to PostgreSQL (made on first use, dropped after any failure so
-/// the next attempt starts afresh) and the database ids of this process's sessions that are
-/// written and not yet ended.
+impl Written {
+    fn refused(&mut self, fault: &Fault) {
+        *self.refused.entry(fault.class()).or_default() += 1;
+    }
+}
+
+/// A batch on its way to PostgreSQL, kept whole across retries.
+struct Batch {
+    events: Vec<Event>,
+    /// This instance's number for it, fixed at the first attempt: the transaction that stores
+    /// the batch also records it as `tetcore_instances.last_batch`.
+    number: u64,
+    /// Set just before COMMIT is sent: what the batch came to and the session ids it created.
+    /// If the answer to COMMIT is lost, the next attempt asks `last_batch` whether it
+    /// committed, and takes this as the result if it did.
+    committing: Option<(Written, HashMap<SessionKey, i64>)>,
+}
+
+/// The writer's connection (made on first use, dropped after any failure so the next attempt
+/// starts afresh) and the database ids of this process's sessions that are written and not
+/// yet ended.
 struct Store {
     database_url: String,
-    conn: Option<PgConnection>,
+    deadlines: Deadlines,
+    instance: i64,
+    db: Option<WriterDb>,
     ids: HashMap<SessionKey, i64>,
 }
 
-/// How a batch is written. `Fast`: no savepoints, three round trips for a batch of messages;
-/// if PostgreSQL refuses anything, the transaction is rolled back and the batch written again
-/// `Careful`ly: every statement in a savepoint, refused rows isolated by splitting.
+/// How a batch is written. `Fast`: one transaction, no savepoints. If PostgreSQL refuses a row
+/// for its content, the transaction is rolled back and the batch written again `Careful`ly:
+/// every statement in a savepoint, refused rows isolated by splitting.
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Fast,
@@ -336,57 +374,104 @@ enum Mode {
 }
 
 impl Store {
-    /// Writes one batch in one transaction. `Err` means the database could not be reached (or
-    /// failed in a way splitting cannot help); nothing of the batch is then kept and `ids` is
-    /// as it was.
-    fn write(&mut self, batch: &[Event]) -> Result<Written, String> {
-        if self.conn.is_none() {
-            let conn = PgConnection::establish(&self.database_url).map_err(|e| e.to_string())?;
-            self.conn = Some(conn);
+    /// Writes one batch in one transaction, exactly once. `Err`: the database (or the way to
+    /// it) failed; nothing of the batch is kept and `ids` is as it was.
+    async fn write(&mut self, batch: &mut Batch) -> Result<Written, Fault> {
+        let result = self.attempt(batch).await;
+        if result.is_err() {
+            // Whatever state the session is in, the next attempt starts on a new one.
+            self.db = None;
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err("no connection".into());
+        result
+    }
+
+    async fn attempt(&mut self, batch: &mut Batch) -> Result<Written, Fault> {
+        if self.db.is_none() {
+            self.db = Some(WriterDb::connect(&self.database_url, self.deadlines).await?);
+        }
+        let Some(db) = self.db.as_ref() else {
+            return Err(Fault::Batch {
+                class: "connection",
+                message: "no connection".into(),
+            });
         };
-        let mut new_ids = HashMap::new();
-        let ids = &self.ids;
-        // A batch of messages alone is one COPY, atomic by itself: no BEGIN and COMMIT needed.
-        let only_messages = batch.iter().all(|e| matches!(e, Event::Log { .. }));
-        let mut attempt = |conn: &mut PgConnection, mode| {
-            new_ids.clear();
-            if only_messages && mode == Mode::Fast {
-                write_in_transaction(conn, batch, ids, &mut new_ids, mode)
-            } else {
-                conn.transaction(|c| write_in_transaction(c, batch, ids, &mut new_ids, mode))
-            }
-        };
-        let result = match attempt(conn, Mode::Fast) {
-            Err(_) if db::answers(conn) => attempt(conn, Mode::Careful),
-            other => other,
-        };
-        let written = match result {
-            Ok(written) => written,
-            Err(e) => {
-                self.conn = None;
-                return Err(e.to_string());
-            }
-        };
-        self.ids.extend(new_ids);
-        for event in batch {
-            if let Event::Closed { session, .. } = event {
-                self.ids.remove(session);
+        if let Some((written, new_ids)) = batch.committing.take() {
+            if db.committed(self.instance, batch.number).await? {
+                log::info!(
+                    "batch found committed after its COMMIT answer was lost: batch={} rows={}",
+                    batch.number,
+                    written.stored
+                );
+                self.apply(&batch.events, new_ids);
+                return Ok(written);
             }
         }
+        let fast = self.transaction(db, batch, Mode::Fast).await;
+        let (written, new_ids) = match fast {
+            Err(Fault::Row { code, message }) => {
+                log::info!(
+                    "PostgreSQL refused rows of a batch, isolating them: sqlstate={code} error={message}"
+                );
+                db.execute("ROLLBACK").await?;
+                self.transaction(db, batch, Mode::Careful).await?
+            }
+            other => other?,
+        };
+        self.apply(&batch.events, new_ids);
         Ok(written)
+    }
+
+    /// The batch's transaction, up to and including COMMIT.
+    async fn transaction(
+        &self,
+        db: &WriterDb,
+        batch: &mut Batch,
+        mode: Mode,
+    ) -> Result<(Written, HashMap<SessionKey, i64>), Fault> {
+        db.execute("BEGIN").await?;
+        let mut new_ids = HashMap::new();
+        let written = write_events(
+            db,
+            self.instance,
+            &batch.events,
+            &self.ids,
+            &mut new_ids,
+            mode,
+        )
+        .await?;
+        db.mark_batch(self.instance, batch.number).await?;
+        batch.committing = Some((written.clone(), new_ids.clone()));
+        db.execute("COMMIT").await?;
+        batch.committing = None;
+        Ok((written, new_ids))
+    }
+
+    /// The batch is stored: its new sessions are known, its ended ones forgotten.
+    fn apply(&mut self, events: &[Event], new_ids: HashMap<SessionKey, i64>) {
+        self.ids.extend(new_ids);
+        for event in events {
+            match event {
+                Event::Closed { session, .. } => {
+                    self.ids.remove(session);
+                }
+                Event::Stopped { .. } => self.ids.clear(),
+                _ => {}
+            }
+        }
     }
 }
 
-fn write_in_transaction(
-    conn: &mut PgConnection,
+/// The statements of one batch, inside its transaction.
+async fn write_events(
+    db: &WriterDb,
+    instance: i64,
     batch: &[Event],
     ids: &HashMap<SessionKey, i64>,
     new_ids: &mut HashMap<SessionKey, i64>,
     mode: Mode,
-) -> diesel::QueryResult<Written> {
+) -> Result<Written, Fault> {
+    let mut written = Written::default();
+
     // 1. Sessions opened in this batch, with the latest system.connected they sent in it.
     let mut latest: HashMap<SessionKey, (DateTime<Utc>, &NodeInfo)> = HashMap::new();
     for event in batch {
@@ -402,9 +487,10 @@ fn write_in_transaction(
         .collect();
     let fresh = match opened.len() {
         0 => Vec::new(),
-        n => sessions::allocate_ids(conn, n)?,
+        n => db.allocate_ids(n).await?,
     };
     let mut rows = Vec::with_capacity(opened.len());
+    let mut keys = Vec::with_capacity(opened.len());
     for (event, id) in opened.into_iter().zip(fresh) {
         if let Event::Opened {
             session,
@@ -414,7 +500,7 @@ fn write_in_transaction(
             at,
         } = event
         {
-            new_ids.insert(*session, id);
+            keys.push(*session);
             rows.push(NewSession {
                 id,
                 ip_addr,
@@ -426,10 +512,14 @@ fn write_in_transaction(
         }
     }
     match mode {
-        Mode::Fast => {
-            sessions::insert(conn, &rows)?;
+        Mode::Fast => db.insert_sessions(instance, &rows).await?,
+        Mode::Careful => insert_sessions_isolating(db, instance, &mut rows, &mut written).await?,
+    }
+    for (key, row) in keys.into_iter().zip(&rows) {
+        // A session PostgreSQL refused even bare has id 0: its messages cannot be stored.
+        if row.id != 0 {
+            new_ids.insert(key, row.id);
         }
-        Mode::Careful => insert_sessions(conn, &rows)?,
     }
 
     // 2. Sessions written before that re-sent system.connected.
@@ -437,15 +527,13 @@ fn write_in_transaction(
         if let Event::Connected { session, at, info } = event {
             if let Some(id) = ids.get(session) {
                 if mode == Mode::Fast {
-                    sessions::update_info(conn, *id, *at, info)?;
+                    db.update_info(*id, *at, info).await?;
                     continue;
                 }
-                let updated = conn.transaction(|c| sessions::update_info(c, *id, *at, info));
-                if let Err(e) = updated {
-                    if !db::answers(conn) {
-                        return Err(e);
-                    }
-                    log::warn!("system.connected update refused: session={id} error={e}");
+                let refused = in_savepoint(db, db.update_info(*id, *at, info)).await?;
+                if let Some(e) = refused {
+                    written.refused(&e);
+                    log::warn!("system.connected update refused, kept as it was: session={id} {e}");
                 }
             }
         }
@@ -478,19 +566,15 @@ fn write_in_transaction(
         })
         .collect();
     if orphans > 0 {
-        log::error!("messages without a session row were dropped: count={orphans}");
+        log::warn!("messages of a session PostgreSQL refused were dropped: count={orphans}");
+        written.rejected += orphans;
     }
-    let mut written = Written {
-        stored: 0,
-        rejected: orphans,
-        refused_attempts: 0,
-    };
     match mode {
-        Mode::Fast => written.stored = logs::copy(conn, &log_rows)? as u64,
-        Mode::Careful => copy_isolating(conn, &log_rows, &mut written)?,
+        Mode::Fast => written.stored = db.copy(&log_rows).await?,
+        Mode::Careful => copy_isolating(db, &log_rows, &mut written).await?,
     }
 
-    // 4. Ended sessions.
+    // 4. Ended sessions, and this instance when it stops.
     let ended: Vec<(i64, DateTime<Utc>)> = batch
         .iter()
         .filter_map(|e| match e {
@@ -501,72 +585,110 @@ fn write_in_transaction(
             _ => None,
         })
         .collect();
-    sessions::end(conn, &ended)?;
+    db.end_sessions(&ended).await?;
+    for event in batch {
+        if let Event::Stopped { at } = event {
+            db.end_instance(instance, *at).await?;
+        }
+    }
     Ok(written)
 }
 
-/// Creates sessions in bulk; if PostgreSQL refuses the statement, one by one, and a session it
-/// refuses even alone is created without its `system.connected` fields (its messages still
-/// need the row).
-fn insert_sessions(conn: &mut PgConnection, rows: &[NewSession<'_>]) -> diesel::QueryResult<()> {
-    let Err(e) = conn.transaction(|c| sessions::insert(c, rows)) else {
+/// Runs one statement in a savepoint. `Ok(Some(fault))`: PostgreSQL refused its rows and the
+/// statement was undone; `Err`: anything else, for the batch to wait.
+async fn in_savepoint(
+    db: &WriterDb,
+    step: impl std::future::Future<Output = Result<(), Fault>>,
+) -> Result<Option<Fault>, Fault> {
+    db.execute("SAVEPOINT row_check").await?;
+    match step.await {
+        Ok(()) => {
+            db.execute("RELEASE SAVEPOINT row_check").await?;
+            Ok(None)
+        }
+        Err(fault @ Fault::Row { .. }) => {
+            db.execute("ROLLBACK TO SAVEPOINT row_check").await?;
+            Ok(Some(fault))
+        }
+        Err(fault) => Err(fault),
+    }
+}
+
+/// Creates sessions in bulk; if PostgreSQL refuses their content, one by one, and a session it
+/// refuses is created without its `system.connected` fields (its messages still need the row).
+/// One refused even bare gets id 0.
+async fn insert_sessions_isolating(
+    db: &WriterDb,
+    instance: i64,
+    rows: &mut [NewSession<'_>],
+    written: &mut Written,
+) -> Result<(), Fault> {
+    let Some(e) = in_savepoint(db, db.insert_sessions(instance, rows)).await? else {
         return Ok(());
     };
-    if !db::answers(conn) {
-        return Err(e);
-    }
-    for row in rows {
+    written.refused(&e);
+    for row in rows.iter_mut() {
         let one = std::slice::from_ref(row);
-        if let Err(e) = conn.transaction(|c| sessions::insert(c, one)) {
-            if !db::answers(conn) {
-                return Err(e);
-            }
+        let Some(e) = in_savepoint(db, db.insert_sessions(instance, one)).await? else {
+            continue;
+        };
+        written.refused(&e);
+        log::warn!(
+            "session row refused, stored without its details: id={} {e}",
+            row.id
+        );
+        let bare = [NewSession {
+            connected: None,
+            ..*row
+        }];
+        if let Some(e) = in_savepoint(db, db.insert_sessions(instance, &bare)).await? {
+            written.refused(&e);
             log::warn!(
-                "session row refused, stored without its details: id={} error={e}",
+                "session row refused even bare, its messages dropped: id={} {e}",
                 row.id
             );
-            let bare = NewSession {
-                connected: None,
-                ..*row
-            };
-            conn.transaction(|c| sessions::insert(c, &[bare]))?;
+            row.id = 0;
         }
     }
     Ok(())
 }
 
-/// Copies the rows; where PostgreSQL refuses, halves until the refused rows stand alone.
-fn copy_isolating(
-    conn: &mut PgConnection,
+/// Copies the rows; where PostgreSQL refuses their content, halves until the refused rows
+/// stand alone, and drops those.
+async fn copy_isolating(
+    db: &WriterDb,
     rows: &[LogRow<'_>],
     written: &mut Written,
-) -> diesel::QueryResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    match conn.transaction(|c| logs::copy(c, rows)) {
-        Ok(n) => {
-            written.stored += n as u64;
+) -> Result<(), Fault> {
+    let mut parts = vec![rows];
+    while let Some(part) = parts.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        let mut copied = 0;
+        let copy = async {
+            copied = db.copy(part).await?;
             Ok(())
+        };
+        let Some(e) = in_savepoint(db, copy).await? else {
+            written.stored += copied;
+            continue;
+        };
+        written.refused(&e);
+        if let [row] = part {
+            log::warn!(
+                "message refused by PostgreSQL, dropped: session={} {e}",
+                row.peer_connection_id
+            );
+            written.rejected += 1;
+            continue;
         }
-        Err(e) => {
-            if !db::answers(conn) {
-                return Err(e);
-            }
-            written.refused_attempts += 1;
-            if let [row] = rows {
-                log::warn!(
-                    "message refused by PostgreSQL, dropped: session={} error={e}",
-                    row.peer_connection_id
-                );
-                written.rejected += 1;
-                return Ok(());
-            }
-            let (left, right) = rows.split_at(rows.len() / 2);
-            copy_isolating(conn, left, written)?;
-            copy_isolating(conn, right, written)
-        }
+        let (left, right) = part.split_at(part.len() / 2);
+        // Right first on the stack, so the left half is written first: order kept.
+        parts.push(right);
+        parts.push(left);
     }
+    Ok(())
 }
 
 /// The write budget the messages of `batch` hold.

@@ -4,6 +4,7 @@
 //! threads only. Migrations are applied at start-up under an advisory lock, so several instances
 //! starting at once apply them exactly once; `diesel migration run` applies the same files.
 
+pub mod ingest;
 pub mod models;
 pub mod queries;
 pub mod schema;
@@ -15,6 +16,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::{sql_query, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
@@ -44,6 +46,32 @@ pub fn partition_hours(log_expiry: Duration) -> i32 {
         .unwrap_or(1)
 }
 
+/// The database URL for libpq (diesel's connections: the query pool, purge, migrations), with a
+/// deadline on connecting and TCP keepalives, so a host that vanished without a reset is noticed
+/// (settings already in the URL win).
+pub fn libpq_url(url: &str, connect_timeout: Duration) -> String {
+    let mut url = url.to_owned();
+    let defaults = [
+        (
+            "connect_timeout",
+            connect_timeout.as_secs().max(1).to_string(),
+        ),
+        ("keepalives", "1".into()),
+        ("keepalives_idle", "10".into()),
+        ("keepalives_interval", "5".into()),
+        ("keepalives_count", "3".into()),
+    ];
+    for (key, value) in defaults {
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        if query.split('&').any(|kv| kv.split('=').next() == Some(key)) {
+            continue;
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("{key}={value}"));
+    }
+    url
+}
+
 /// Any i64 that no other code of ours uses as an advisory lock key.
 const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
 
@@ -51,16 +79,17 @@ const MIGRATION_LOCK: i64 = 0x7465_7463_6f72_6501;
 /// connections, so heavy reads never stall ingest. Every statement on it is cut off after
 /// `statement_timeout`. It connects lazily: building it never fails because the database is
 /// down; each checkout is tested, so connections broken by a database restart are replaced.
-pub fn pool(database_url: &str, size: u32, statement_timeout: Duration) -> DbPool {
+pub fn pool(config: &Config) -> DbPool {
+    let url = libpq_url(&config.database_url, config.db_connect_timeout);
     Pool::builder()
-        .max_size(size)
+        .max_size(config.db_pool_size)
         .min_idle(Some(0))
         .connection_timeout(POOL_TIMEOUT)
         .test_on_check_out(true)
-        .connection_customizer(Box::new(StatementTimeout(statement_timeout)))
+        .connection_customizer(Box::new(StatementTimeout(config.query_timeout)))
         // Callers report what failed; r2d2 would log every failed connection attempt.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-        .build_unchecked(ConnectionManager::new(database_url))
+        .build_unchecked(ConnectionManager::new(url))
 }
 
 /// A connection from the query pool, waiting at most `wait`; the wait and any timeout are
@@ -121,6 +150,27 @@ pub fn prepare(conn: &mut PgConnection, partition_hours: i32) -> Result<Vec<Stri
     Ok(applied)
 }
 
+/// Registers this process in `tetcore_instances` (host name and pid, for operators).
+pub fn register_instance(conn: &mut PgConnection) -> Result<i64, SetupError> {
+    // Start-up work is not cut short by a statement_timeout set on the role.
+    sql_query("SET statement_timeout = 0")
+        .execute(conn)
+        .map_err(|e| SetupError(format!("registering the instance: {e}")))?;
+    queries::instances::register(conn, &hostname(), std::process::id())
+        .map_err(|e| SetupError(format!("registering the instance: {e}")))
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match (ok, std::str::from_utf8(&buf[..end])) {
+        (true, Ok(name)) if !name.is_empty() => name.to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
 /// Whether a connection still answers: after an error, tells "the database refused this" from
 /// "the database is gone".
 pub fn answers(conn: &mut PgConnection) -> bool {
@@ -130,6 +180,22 @@ pub fn answers(conn: &mut PgConnection) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libpq_urls_get_deadlines_unless_they_have_their_own() {
+        let url = libpq_url("postgres://u@h:5/db", Duration::from_secs(7));
+        assert_eq!(
+            url,
+            "postgres://u@h:5/db?connect_timeout=7&keepalives=1&keepalives_idle=10\
+             &keepalives_interval=5&keepalives_count=3"
+        );
+        let url = libpq_url(
+            "postgres://u@h/db?connect_timeout=2",
+            Duration::from_secs(7),
+        );
+        assert!(url.starts_with("postgres://u@h/db?connect_timeout=2&keepalives=1"));
+        assert_eq!(url.matches("connect_timeout").count(), 1);
+    }
 
     #[test]
     fn partitions_are_a_24th_of_the_retention_from_an_hour_to_a_day() {

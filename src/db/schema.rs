@@ -13,7 +13,7 @@ diesel::table! {
         telemetry_id -> Numeric,
         /// When the server saw the first message of this session (server clock).
         created_at -> Timestamptz,
-        /// When the WebSocket closed (server clock); NULL while the session is live or if the server stopped without closing it.
+        /// When the WebSocket closed (server clock); NULL while the session is live. If its instance died, the instance's last heartbeat.
         ended_at -> Nullable<Timestamptz>,
         /// When the latest system.connected message of this session arrived (server clock); NULL if none did.
         connected_at -> Nullable<Timestamptz>,
@@ -41,6 +41,8 @@ diesel::table! {
         target_env -> Nullable<Text>,
         /// Hardware description from system.connected (cpu, memory, core_count, linux_kernel, linux_distro, is_virtual_machine; modern clients only).
         sysinfo -> Nullable<Jsonb>,
+        /// The instance (tetcore_instances.id) whose socket carried this session; NULL for sessions stored before instances were recorded.
+        instance_id -> Nullable<Int8>,
     }
 }
 

@@ -141,7 +141,12 @@ impl TestDb {
     }
 
     pub fn conn(&self) -> PgConnection {
-        PgConnection::establish(&self.url).unwrap()
+        let mut conn = PgConnection::establish(&self.url).unwrap();
+        // The test's own checks are not cut short by a statement_timeout a test sets on the role.
+        sql_query("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .unwrap();
+        conn
     }
 
     pub fn count(&self, sql: &str) -> i64 {
@@ -200,6 +205,20 @@ fn database_exists(conn: &mut PgConnection, name: &str) -> bool {
     .exists
 }
 
+/// Registers a new instance in the database, as the binary does at start.
+pub fn register(url: &str) -> i64 {
+    let mut conn = PgConnection::establish(url).expect("database for registering");
+    db::register_instance(&mut conn).expect("instance registered")
+}
+
+/// `register`, or 0 for a database that cannot be reached (tests of an absent database).
+fn try_register(url: &str) -> i64 {
+    PgConnection::establish(url)
+        .ok()
+        .and_then(|mut conn| db::register_instance(&mut conn).ok())
+        .unwrap_or(0)
+}
+
 /// The real service, running in a thread of its own.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -230,12 +249,9 @@ impl TestApp {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix::System::new().block_on(async move {
-                let pool = db::pool(
-                    &config.database_url,
-                    config.db_pool_size,
-                    config.query_timeout,
-                );
-                let service = start(&config, pool).expect("service starts");
+                let pool = db::pool(&config);
+                let instance = try_register(&config.database_url);
+                let service = start(&config, pool, instance).expect("service starts");
                 tx.send((
                     service.addrs[0],
                     service.metrics.clone(),

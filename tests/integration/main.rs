@@ -5,6 +5,7 @@ mod benchmarks;
 mod common;
 mod dashboard;
 mod deploy;
+mod faults;
 mod grafana;
 mod health;
 mod hostile;

@@ -14,13 +14,13 @@ use crate::common::{wait_for, FakeNode, TestApp, TestDb};
 
 /// A PostgreSQL cluster of the test's own (scripts/local-pg in a temporary directory), so it
 /// can be stopped and started without touching anyone else's.
-struct OwnCluster {
-    dir: PathBuf,
-    port: u16,
+pub struct OwnCluster {
+    pub dir: PathBuf,
+    pub port: u16,
 }
 
 impl OwnCluster {
-    fn start() -> OwnCluster {
+    pub fn start() -> OwnCluster {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -32,7 +32,31 @@ impl OwnCluster {
         cluster
     }
 
-    fn run(&self, action: &str) {
+    /// The postmaster (first line of `postmaster.pid`) and every process it started.
+    pub fn processes(&self) -> Vec<i32> {
+        let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let postmaster: i32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    pub fn run(&self, action: &str) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/local-pg");
         let out = Command::new(script)
             .arg(action)
@@ -47,7 +71,7 @@ impl OwnCluster {
         );
     }
 
-    fn database(&self) -> TestDb {
+    pub fn database(&self) -> TestDb {
         let server = format!("postgres://postgres@127.0.0.1:{}", self.port);
         let mut admin = PgConnection::establish(&format!("{server}/postgres")).unwrap();
         sql_query("CREATE DATABASE tetcore")
@@ -160,7 +184,7 @@ fn a_20_second_outage_loses_nothing_and_the_queue_stays_bounded() {
     assert!(
         app.metrics
             .db_errors
-            .with_label_values(&["unavailable"])
+            .with_label_values(&["connection", "retry"])
             .get()
             > 0
     );

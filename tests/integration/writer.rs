@@ -6,10 +6,11 @@ use std::time::Duration;
 use actix::Actor;
 use chrono::Utc;
 use tetcore_analytics::actors::writer::{Drain, Event, StoreEvents, Writer, WriterSettings};
+use tetcore_analytics::db::ingest::Deadlines;
 use tetcore_analytics::metrics::Metrics;
 use tokio::sync::Semaphore;
 
-use crate::common::TestDb;
+use crate::common::{register, TestDb};
 
 #[test]
 fn a_row_postgres_refuses_costs_only_that_row() {
@@ -17,12 +18,18 @@ fn a_row_postgres_refuses_costs_only_that_row() {
     let metrics = Metrics::new();
     let m = metrics.clone();
     let url = db.url.clone();
+    let instance = register(&url);
     let drained = actix::System::new().block_on(async move {
         let writer = Writer::new(
             url,
             WriterSettings {
                 batch_size: 1000,
                 save_latency: Duration::from_secs(60),
+                deadlines: Deadlines {
+                    connect: Duration::from_secs(5),
+                    statement: Duration::from_secs(10),
+                },
+                instance,
             },
             Arc::new(Semaphore::new(1 << 30)),
             m.clone(),

@@ -1,36 +1,11 @@
-//! Appending messages to `tetcore_logs` with `COPY ... FROM STDIN` (text format): one round
-//! trip per batch, whatever its size, and no bind-parameter limit.
+//! Messages as `COPY tetcore_logs ... FROM STDIN` takes them (text format): one round trip per
+//! batch, whatever its size, and no bind-parameter limit. `db::ingest` sends them.
 
 use std::io::Write;
 
 use chrono::{Datelike, Timelike};
-use diesel::pg::PgConnection;
-use diesel::{ExecuteCopyFromDsl, QueryResult};
 
 use crate::db::models::LogRow;
-use crate::db::schema::tetcore_logs;
-
-/// Copies `rows` in one statement; all or none of them are stored.
-pub fn copy(conn: &mut PgConnection, rows: &[LogRow<'_>]) -> QueryResult<usize> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let data = encode(rows);
-    diesel::copy_from(tetcore_logs::table)
-        .from_raw_data(
-            (
-                tetcore_logs::peer_connection_id,
-                tetcore_logs::created_at,
-                tetcore_logs::audit,
-                tetcore_logs::logs,
-            ),
-            |out: &mut dyn Write| {
-                out.write_all(&data)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-            },
-        )
-        .execute(conn)
-}
 
 /// The rows in COPY text format: tab-separated columns, one line per row.
 pub fn encode(rows: &[LogRow<'_>]) -> Vec<u8> {

@@ -1,10 +1,10 @@
 //! Plain query functions over a `PgConnection`, one file per table or concern.
 
 pub mod benchmarks;
+pub mod instances;
 pub mod logs;
 pub mod nodes;
 pub mod partitions;
 pub mod purge;
 pub mod reputation;
-pub mod sessions;
 pub mod stats;
