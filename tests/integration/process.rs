@@ -162,7 +162,88 @@ fn sigterm_writes_every_message_held_in_memory_and_exits_0() {
         0,
         "sessions are marked ended"
     );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM tetcore_instances WHERE ended_at IS NOT NULL AND ended_by = id"
+        ),
+        1,
+        "the instance records its clean stop"
+    );
     drop(nodes);
+}
+
+#[test]
+fn the_sessions_of_a_killed_instance_are_ended_by_another_within_the_configured_time() {
+    let db = TestDb::new();
+    let timing = [
+        ("INSTANCE_HEARTBEAT_S", "1"),
+        ("INSTANCE_DEAD_AFTER_S", "3"),
+    ];
+    let victim = Process::start(&db.url, &timing);
+    let survivor = Process::start(&db.url, &timing);
+    let mut on_victim: Vec<FakeNode> = (0..4)
+        .map(|_| FakeNode::connect(&victim.url("/")))
+        .collect();
+    let mut on_survivor = FakeNode::connect(&survivor.url("/"));
+    for (i, node) in on_victim.iter_mut().enumerate() {
+        node.binary(&format!(
+            r#"{{"id":1,"payload":{{"msg":"system.connected","name":"v{i}"}},"ts":"t"}}"#
+        ));
+    }
+    on_survivor.binary(r#"{"id":1,"payload":{"msg":"system.connected","name":"s"},"ts":"t"}"#);
+    wait_for("five live sessions", Duration::from_secs(20), || {
+        db.count("SELECT count(*) FROM peer_connections WHERE ended_at IS NULL") == 5
+    });
+    let (victim_id, survivor_id) = (
+        db.count("SELECT min(id) FROM tetcore_instances"),
+        db.count("SELECT max(id) FROM tetcore_instances"),
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM peer_connections WHERE instance_id = {victim_id}"
+        )),
+        4
+    );
+    victim.signal("KILL");
+    let killed = Instant::now();
+    wait_for(
+        "the killed instance's sessions to be ended",
+        Duration::from_secs(15),
+        || {
+            db.count(&format!(
+                "SELECT count(*) FROM peer_connections WHERE instance_id = {victim_id} AND ended_at IS NULL"
+            )) == 0
+        },
+    );
+    // Dead after 3 s, noticed within a heartbeat (1 s) of that.
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM tetcore_instances WHERE id = {victim_id} \
+             AND ended_by = {survivor_id} AND ended_at = heartbeat_at"
+        )),
+        1,
+        "ended once, by the survivor, at its last heartbeat"
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM peer_connections p JOIN tetcore_instances i ON i.id = p.instance_id \
+             WHERE i.id = {victim_id} AND p.ended_at = greatest(i.heartbeat_at, p.created_at)"
+        )),
+        4
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM peer_connections WHERE ended_at IS NULL"),
+        1,
+        "the survivor's own session stays live"
+    );
+    assert_eq!(survivor.metric("tetcore_instances_ended_total"), 1.0);
+    drop(on_victim);
+    drop(on_survivor);
 }
 
 #[test]
