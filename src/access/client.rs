@@ -77,13 +77,18 @@ impl ClientAddr {
     }
 }
 
-/// All lines of a header joined as one comma-separated list; `None` if absent or not text.
+/// All lines of a header joined as one comma-separated list; `None` if absent. A header that
+/// is present but not text is `Some("")`: present, and holding no address, so the choice of
+/// header stays with it and the client is the peer.
 fn values(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut lines = headers.get_all(name).peekable();
     lines.peek()?;
     let mut out = Vec::new();
     for line in lines {
-        out.push(line.to_str().ok()?.to_owned());
+        match line.to_str() {
+            Ok(text) => out.push(text.to_owned()),
+            Err(_) => return Some(String::new()),
+        }
     }
     Some(out.join(","))
 }
@@ -92,7 +97,8 @@ fn xff_hops(value: &str) -> Vec<Option<IpAddr>> {
     value.split(',').map(|s| address(s.trim())).collect()
 }
 
-/// `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"` (RFC 7239).
+/// `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"` (RFC 7239). An element
+/// without `for=` is not an address.
 fn forwarded_hops(value: &str) -> Vec<Option<IpAddr>> {
     value
         .split(',')
@@ -226,5 +232,23 @@ mod tests {
             HeaderValue::from_bytes(b"1.1.1.1\xff").unwrap(),
         );
         assert_eq!(r.resolve(ip("10.0.0.2"), &h), ip("10.0.0.2"));
+        // ... even when the client adds its own Forwarded naming an address it wants to be:
+        // the chosen header (X-Forwarded-For is present) decides, and it names no one.
+        h.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_static("for=10.9.9.9"),
+        );
+        assert_eq!(r.resolve(ip("10.0.0.2"), &h), ip("10.0.0.2"));
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_bytes(b"for=1.1.1.1\xff").unwrap(),
+        );
+        h.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_static("for=10.9.9.9"),
+        );
+        let fwd = resolver("10.0.0.0/8", ProxyHeader::Forwarded);
+        assert_eq!(fwd.resolve(ip("10.0.0.2"), &h), ip("10.0.0.2"));
     }
 }

@@ -114,6 +114,42 @@ fn addresses_outside_the_allow_list_get_403_before_the_upgrade() {
 }
 
 #[test]
+fn a_non_ascii_forwarding_header_cannot_borrow_an_allowed_address_from_forwarded() {
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("ALLOWED_NODE_IPS", "192.0.2.0/24"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    // Behind nginx (which sets X-Forwarded-For), a client sends a header nginx passes on as it
+    // is, naming an allowed address, and spoils the X-Forwarded-For it extends.
+    // (Written by hand: WebSocket clients refuse to send such a header.) The status line is
+    // all that is read.
+    let upgrade = |extra: &str| -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut status = String::new();
+        BufReader::new(stream).read_line(&mut status).unwrap();
+        status
+    };
+    let spoof = "X-Forwarded-For: 203.0.113.5\u{e9}\r\nForwarded: for=192.0.2.9";
+    assert!(upgrade(spoof).starts_with("HTTP/1.1 403"));
+    assert_eq!(refused(&app, "not_allowed"), 1);
+    // The same request with a well-formed header from the proxy is let in.
+    assert!(upgrade("X-Forwarded-For: 192.0.2.9").starts_with("HTTP/1.1 101"));
+}
+
+#[test]
 fn the_21st_node_id_on_a_socket_is_dropped_and_counted() {
     let db = TestDb::new();
     let app = TestApp::start(&db, &[]);
