@@ -174,6 +174,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
             .configure(api::config)
             .configure(|cfg| api::dashboard::config(cfg, &assets))
     })
+    .on_connect(ingest::socket::remember)
     .workers(config.num_threads)
     .backlog(config.max_pending_connections)
     .shutdown_timeout(config.shutdown_timeout.as_secs())

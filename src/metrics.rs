@@ -93,22 +93,27 @@ pub enum CloseReason {
     Shutdown,
     /// Faster than `WS_MAX_BYTES_PER_S` over `WS_RATE_WINDOW_S`; the address is blocked.
     RateLimited,
+    /// Nothing could be written to it (a ping, a pong, a close) for `CLIENT_TIMEOUT_S`: the
+    /// client does not read.
+    Unwritable,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 7] = [
         CloseReason::Client,
         CloseReason::Timeout,
         CloseReason::Oversize,
         CloseReason::Protocol,
         CloseReason::Shutdown,
         CloseReason::RateLimited,
+        CloseReason::Unwritable,
     ];
 
     pub fn label(self) -> &'static str {
         match self {
             CloseReason::Client => "client",
             CloseReason::Timeout => "timeout",
+            CloseReason::Unwritable => "unwritable",
             CloseReason::Oversize => "oversize",
             CloseReason::Protocol => "protocol_error",
             CloseReason::Shutdown => "shutdown",

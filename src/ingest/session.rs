@@ -2,7 +2,10 @@
 //! resulting events to the DB writer in order.
 //!
 //! Liveness comes from data: real clients never read, so they never answer pings; any frame
-//! proves a node alive, and a socket is closed only after `CLIENT_TIMEOUT_S` without one. Each
+//! proves a node alive, and a socket is closed only after `CLIENT_TIMEOUT_S` without one. Writes
+//! never wait: a ping is sent only when there is room; a Pong owed to a client that pinged and
+//! could not be queued for `CLIENT_TIMEOUT_S` closes the socket as `unwritable`, cutting the TCP
+//! connection (`socket`). Control frames count toward the byte rate. Each
 //! message first takes its size from the write budget: when the database falls behind, the
 //! budget runs out and the session stops reading its socket (TCP back-pressure) instead of
 //! buffering or dropping. Frames that cannot be stored are counted by reason; only an oversize
@@ -28,6 +31,7 @@ use futures_util::FutureExt;
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use super::parse::parse_frame;
+use super::socket::RawSocket;
 use crate::access::client::ClientAddr;
 use crate::access::gate::{Gate, GateLimits, Ticket};
 use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
@@ -36,6 +40,12 @@ use crate::metrics::{mode_label, CloseReason, DropReason, Metrics};
 /// Bytes of write budget a message takes on top of its JSON: the row's other columns and
 /// bookkeeping.
 const ROW_OVERHEAD: usize = 128;
+
+/// Bytes of a control frame besides its payload (a client's frame header, masked).
+const CONTROL_HEADER: usize = 6;
+
+/// How long the courtesy Close frame may wait for room in the socket.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// At most this many messages go to the writer in one actor message.
 const SEND_BATCH: u64 = 64;
@@ -127,6 +137,7 @@ fn upgrade(
                 .json(serde_json::json!({ "error": refusal.message() })))
         }
     };
+    let socket = req.conn_data::<RawSocket>().copied();
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let max_payload = state.settings.max_payload;
     let stream = stream
@@ -139,6 +150,7 @@ fn upgrade(
         ip,
         ip_addr: ip.to_string().into(),
         _ticket: ticket,
+        socket,
         audit,
         nodes: HashMap::new(),
         over_ids: false,
@@ -157,6 +169,8 @@ struct Connection {
     ip_addr: Arc<str>,
     /// Its place among the open connections, freed when it ends.
     _ticket: Ticket,
+    /// The TCP socket, to cut off a client that does not read.
+    socket: Option<RawSocket>,
     audit: bool,
     nodes: HashMap<u64, SessionKey>,
     /// Whether messages for an id beyond `WS_MAX_IDS_PER_CONNECTION` have arrived (logged once).
@@ -185,6 +199,10 @@ impl Connection {
         let mut shutdown = self.state.shutdown.clone();
         // An item taken while draining the decoded frames that is not a data frame.
         let mut carried = None;
+        // Since when a Pong we owe could not be written: the client does not read. Writes never
+        // wait (a client that never reads would hold the session); a Pong owed for
+        // `CLIENT_TIMEOUT_S` closes the socket as `unwritable`.
+        let mut unanswered: Option<Instant> = None;
         let reason = loop {
             let wait = match fatal {
                 Some(_) => Duration::ZERO,
@@ -204,7 +222,13 @@ impl Connection {
                     if last_seen.elapsed() >= self.state.settings.client_timeout {
                         break CloseReason::Timeout;
                     }
-                    if session.ping(b"").await.is_err() {
+                    if let Some(since) = unanswered {
+                        if since.elapsed() >= self.state.settings.client_timeout {
+                            break CloseReason::Unwritable;
+                        }
+                    }
+                    // A courtesy only (liveness comes from data): sent when there is room.
+                    if let Some(Err(_)) = session.ping(b"").now_or_never() {
                         break CloseReason::Client;
                     }
                     next_tick = Instant::now() + heartbeat;
@@ -222,10 +246,23 @@ impl Connection {
                             carried = self.frames(&bytes, &mut stream).await
                         }
                         AggregatedMessage::Ping(bytes) => {
-                            // Nodes never ping; browsers and tools may.
-                            let _ = session.pong(&bytes).await;
+                            // Nodes never ping; browsers and tools may. Control frames count
+                            // toward the byte rate like any other.
+                            self.rate.add(bytes.len() + CONTROL_HEADER);
+                            match session.pong(&bytes).now_or_never() {
+                                Some(Ok(())) => unanswered = None,
+                                Some(Err(_)) => break fatal.unwrap_or(CloseReason::Client),
+                                None => {
+                                    let since = *unanswered.get_or_insert_with(Instant::now);
+                                    if since.elapsed() >= self.state.settings.client_timeout {
+                                        break CloseReason::Unwritable;
+                                    }
+                                }
+                            }
                         }
-                        AggregatedMessage::Pong(_) => {}
+                        AggregatedMessage::Pong(bytes) => {
+                            self.rate.add(bytes.len() + CONTROL_HEADER)
+                        }
                         AggregatedMessage::Close(_) => break fatal.unwrap_or(CloseReason::Client),
                     }
                     // After the frame is handled: time spent waiting for the write budget is
@@ -263,11 +300,20 @@ impl Connection {
             CloseReason::Protocol => Some(CloseCode::Protocol),
             CloseReason::Timeout | CloseReason::Shutdown => Some(CloseCode::Away),
             CloseReason::RateLimited => Some(CloseCode::Policy),
+            CloseReason::Unwritable => None,
             CloseReason::Client => None,
         };
         // Ending this task drops the stream and the TCP connection with it: clients ignore
-        // Close frames, so the frame is a courtesy.
-        let _ = session.close(close.map(Into::into)).await;
+        // Close frames, so the frame is a courtesy, and not waited for long.
+        if reason == CloseReason::Unwritable {
+            // Nothing more can be written, so actix could never finish the connection itself.
+            if let Some(socket) = self.socket {
+                socket.cut();
+            }
+        } else {
+            let _ = actix_web::rt::time::timeout(CLOSE_WAIT, session.close(close.map(Into::into)))
+                .await;
+        }
         drop(stream);
         metrics
             .connections_closed

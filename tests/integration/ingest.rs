@@ -547,3 +547,91 @@ fn two_instances_write_to_one_database_at_once() {
     );
     drop(nodes);
 }
+
+#[test]
+fn never_reading_ping_flooders_are_closed_and_their_slots_come_back() {
+    const FLOODERS: usize = 4;
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("HEARTBEAT_INTERVAL", "1"),
+            ("CLIENT_TIMEOUT_S", "2"),
+            ("WS_MAX_CONNECTIONS_PER_ADDRESS", "4"),
+            // The flood must meet the write deadline, not the byte rate.
+            ("WS_MAX_BYTES_PER_S", "0"),
+        ],
+    );
+    // Each sends Pings (which owe it a Pong) as fast as it can and never reads, until its
+    // writes stop going through; then it holds the connection open.
+    let flooders: Vec<_> = (0..FLOODERS)
+        .map(|_| {
+            let mut node = FakeNode::connect(&app.url("/"));
+            std::thread::spawn(move || {
+                use std::io::Write;
+                use std::os::fd::AsRawFd;
+                let stream = node.ws.get_mut();
+                // A small receive window, so the Pongs back up quickly.
+                let size: libc::c_int = 4096;
+                // SAFETY: setsockopt reads `size` for the length given, on a socket we own.
+                unsafe {
+                    libc::setsockopt(
+                        stream.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVBUF,
+                        (&size as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                };
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(1)))
+                    .unwrap();
+                let mask = [1u8, 2, 3, 4];
+                let mut ping = vec![0x89, 0x80 | 125];
+                ping.extend_from_slice(&mask);
+                ping.extend((0..125).map(|i| b'p' ^ mask[i % 4]));
+                // Until the server cuts the connection (or the test gives up).
+                let (mut pings, started) = (0u64, Instant::now());
+                while started.elapsed() < Duration::from_secs(90) && stream.write_all(&ping).is_ok()
+                {
+                    pings += 1;
+                }
+                (node, pings, started.elapsed())
+            })
+        })
+        .collect();
+    // Every slot of the address is taken meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(FakeNode::try_connect(&app.url("/"), &[]).err(), Some(503));
+    // HTTP keeps answering while they flood.
+    assert_eq!(app.get("/nodes").0, 200);
+    // Closed once their Pongs stand still for CLIENT_TIMEOUT_S, after the socket buffers on both
+    // sides filled (how long that takes is the machine's: this is not a timing test).
+    wait_for(
+        "the flooders to be closed as unwritable",
+        Duration::from_secs(80),
+        || app.closed("unwritable") == FLOODERS as u64,
+    );
+    let held: Vec<_> = flooders.into_iter().map(|f| f.join().unwrap()).collect();
+    for (_, pings, lasted) in &held {
+        assert!(*pings > 100, "it flooded");
+        assert!(
+            *lasted < Duration::from_secs(90),
+            "the server cut the TCP connection, so its writes failed"
+        );
+    }
+    assert_eq!(
+        app.metrics
+            .connections_open
+            .with_label_values(&["live"])
+            .get(),
+        0
+    );
+    // The slots are back: a real node gets in and is stored.
+    let mut node = FakeNode::connect(&app.url("/"));
+    node.binary(r#"{"id":1,"payload":{"msg":"system.interval","peers":2},"ts":"t"}"#);
+    wait_for("the new node's message", Duration::from_secs(10), || {
+        app.stored() == 1
+    });
+    drop(held);
+}
