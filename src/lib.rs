@@ -79,11 +79,6 @@ impl Stopper {
 pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Service> {
     let metrics = Metrics::new();
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
-    let health = web::Data::new(api::health::Health {
-        pool: pool.clone(),
-        budget: budget.clone(),
-        budget_total: config.write_queue_max_bytes,
-    });
     let cache = Cache::new(
         pool.clone(),
         CacheSettings {
@@ -125,6 +120,12 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
     )
     .start();
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let health = web::Data::new(api::health::Health {
+        pool: pool.clone(),
+        budget: budget.clone(),
+        budget_total: config.write_queue_max_bytes,
+        shutdown: shutdown_rx.clone(),
+    });
     let ingest = web::Data::new(IngestState::new(
         writer.clone(),
         budget,

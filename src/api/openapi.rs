@@ -190,7 +190,7 @@ pub fn document() -> Value {
             "/audit": {"get": {"summary": "Telemetry WebSocket (data kept for ever)", "responses": socket}},
             "/metrics": get("Prometheus metrics", vec![], text("text exposition format", "text/plain")),
             "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
-            "/readyz": get("The database answers and the write queue has room", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
+            "/readyz": get("The write queue has room and the service is not stopping (the database's state is in the body, and does not decide)", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
             "/openapi.json": get("This document", vec![], json!({"200": {"description": "OpenAPI 3"}})),
             "/nodes": get("Each peer's newest session with its latest state", vec![
                 query("peer_id", "only this peer", json!({"type": "string", "minLength": 1}), false),
