@@ -155,6 +155,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
             "API_TOKEN is not set: POST /host_systems, POST /benchmarks and /stats/db are open to anyone who can reach the port"
         );
     }
+    let query_pool = db::QueryPool::new(pool.clone(), config);
     let token = web::Data::new(config.api_token.clone());
     let cors = web::Data::new(config.cors_allowed_origins.clone());
     let metrics_data = web::Data::new(metrics.clone());
@@ -169,7 +170,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
             .app_data(ingest.clone())
             .app_data(metrics_data.clone())
             .app_data(health.clone())
-            .app_data(web::Data::new(pool.clone()))
+            .app_data(web::Data::new(query_pool.clone()))
             .app_data(web::Data::new(cache.clone()))
             .app_data(web::Data::new(body_limit))
             .configure(api::config)

@@ -15,7 +15,7 @@ use super::params::{id, time};
 use super::run_query;
 use crate::access::http::Authorized;
 use crate::db::queries::benchmarks::{self as q, Benchmark, HostSystem};
-use crate::db::DbPool;
+use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
 /// The largest request body, from `API_MAX_BODY_BYTES`.
@@ -83,7 +83,7 @@ fn int(name: &'static str, n: u32) -> Result<i32, ApiError> {
 }
 
 pub async fn list_host_systems(
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = run_query(&pool, &metrics, q::host_systems).await?;
@@ -93,7 +93,7 @@ pub async fn list_host_systems(
 
 pub async fn get_host_system(
     path: web::Path<String>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
@@ -106,7 +106,7 @@ pub async fn create_host_system(
     _: Authorized,
     payload: web::Payload,
     limit: web::Data<BodyLimit>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body: HostSystemBody = read_json(payload, **limit).await?;
@@ -164,7 +164,7 @@ impl From<Benchmark> for BenchmarkView {
 }
 
 pub async fn list_benchmarks(
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = run_query(&pool, &metrics, q::benchmarks).await?;
@@ -174,7 +174,7 @@ pub async fn list_benchmarks(
 
 async fn find_benchmark(
     path: &str,
-    pool: &web::Data<DbPool>,
+    pool: &web::Data<QueryPool>,
     metrics: &web::Data<Metrics>,
 ) -> Result<Benchmark, ApiError> {
     let id = id(path)?;
@@ -185,7 +185,7 @@ async fn find_benchmark(
 
 pub async fn get_benchmark(
     path: web::Path<String>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let benchmark = find_benchmark(&path, &pool, &metrics).await?;
@@ -196,7 +196,7 @@ pub async fn create_benchmark(
     _: Authorized,
     payload: web::Payload,
     limit: web::Data<BodyLimit>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body: BenchmarkBody = read_json(payload, **limit).await?;
@@ -218,7 +218,7 @@ pub async fn create_benchmark(
 
 pub async fn benchmark_nodes(
     path: web::Path<String>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let b = find_benchmark(&path, &pool, &metrics).await?;
@@ -230,7 +230,7 @@ pub async fn benchmark_nodes(
 
 pub async fn benchmark_log_stats(
     path: web::Path<String>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let b = find_benchmark(&path, &pool, &metrics).await?;

@@ -1,6 +1,7 @@
 //! `ApiError`: the one JSON error shape of the API, `{"error": "...", "param": "..."}`. A client
-//! mistake is a 4xx naming the parameter; an unreachable or too slow database is a 503 that
-//! says little to the client and everything to the log. Nothing a client does is a 500.
+//! mistake is a 4xx naming the parameter; an unreachable or too slow database is a 503, and a
+//! fault of ours (a row we cannot decode, a query PostgreSQL refuses) a 500; both say little to
+//! the client and everything to the log. Nothing a client does is a 500.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -18,6 +19,31 @@ pub enum ApiError {
     Unavailable(String),
     /// A write without the `API_TOKEN` bearer token.
     Unauthorized,
+    /// Ours: PostgreSQL answered, but not in a way we can use.
+    Internal(String),
+}
+
+impl ApiError {
+    /// A failed query: 503 when PostgreSQL could not be reached or did not answer in time,
+    /// 500 when it answered and the fault is ours.
+    pub fn from_query(error: diesel::result::Error) -> ApiError {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &error {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => ApiError::Unavailable(error.to_string()),
+            // diesel does not give the SQLSTATE; PostgreSQL's message for 57014 (a statement
+            // cut off by QUERY_TIMEOUT_MS) and 57P0x (the server shutting down) do.
+            Error::DatabaseError(_, info)
+                if info.message().contains("statement timeout")
+                    || info.message().contains("terminating connection") =>
+            {
+                ApiError::Unavailable(error.to_string())
+            }
+            _ => ApiError::Internal(error.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -40,6 +66,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::Unavailable(detail) => write!(f, "database unavailable: {detail}"),
+            ApiError::Internal(detail) => write!(f, "internal error: {detail}"),
             ApiError::BadParam { error, .. } => f.write_str(error),
             ApiError::NotFound(what) => write!(f, "no such {what}"),
             ApiError::TooLarge(limit) => write!(f, "the request body is larger than {limit} bytes"),
@@ -54,6 +81,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -68,6 +96,13 @@ impl ResponseError for ApiError {
                 log::warn!("query failed: error={detail}");
                 Body {
                     error: "the database is unavailable, try again later",
+                    param: None,
+                }
+            }
+            ApiError::Internal(detail) => {
+                log::error!("query failed, a fault of ours: error={detail}");
+                Body {
+                    error: "internal error; the server log says more",
                     param: None,
                 }
             }

@@ -25,7 +25,7 @@ use actix_web::{http::header, web, HttpResponse};
 
 use diesel::pg::PgConnection;
 
-use crate::db::{self, DbPool};
+use crate::db::{self, QueryPool};
 use crate::ingest::session;
 use crate::metrics::Metrics;
 use error::ApiError;
@@ -35,10 +35,11 @@ pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Runs `query` on a connection of the query pool, on a blocking thread. Any failure of the
-/// database is a 503 (the detail goes to the log, not the client).
+/// Runs `query` on a connection of the query pool, on a blocking thread, within the pool's
+/// deadline. The database unreachable, or too slow, is a 503; a fault of ours a 500
+/// (`ApiError::from_query`); the detail goes to the log, not the client.
 pub async fn run_query<T, F>(
-    pool: &web::Data<DbPool>,
+    pool: &web::Data<QueryPool>,
     metrics: &web::Data<Metrics>,
     query: F,
 ) -> Result<T, ApiError>
@@ -46,15 +47,21 @@ where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 {
-    let pool = pool.get_ref().clone();
+    let QueryPool { pool, deadline } = pool.get_ref().clone();
     let metrics = metrics.get_ref().clone();
-    web::block(move || {
+    let job = web::block(move || {
         let mut conn =
             db::checkout(&pool, db::POOL_TIMEOUT, &metrics).map_err(ApiError::Unavailable)?;
-        query(&mut conn).map_err(|e| ApiError::Unavailable(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        query(&mut conn).map_err(ApiError::from_query)
+    });
+    match actix_web::rt::time::timeout(deadline, job).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(ApiError::Internal(format!("query task: {e}"))),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "no answer within {} ms",
+            deadline.as_millis()
+        ))),
+    }
 }
 
 /// Counts every request by route pattern and status, with its latency.

@@ -16,7 +16,7 @@ use super::params::Params;
 use super::{rfc3339, run_query};
 use crate::actors::cache::{Cache, LatestStates};
 use crate::db::queries::nodes::{self, LogFilter};
-use crate::db::DbPool;
+use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
 /// A session counts as connected while its socket is open and it was heard from this recently
@@ -39,7 +39,7 @@ pub struct NodeView {
 /// `GET /nodes[?peer_id=]`: every peer, or only the one asked for.
 pub async fn list(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     cache: web::Data<Addr<Cache>>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,7 +135,7 @@ impl From<nodes::SessionRow> for SessionView {
 
 pub async fn log_stats(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
@@ -156,7 +156,7 @@ struct LogView {
 
 pub async fn logs(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
@@ -200,7 +200,7 @@ const SESSIONS_DEFAULT: i64 = 50;
 /// `GET /nodes/sessions?peer_id=`: every session of one peer, newest first.
 pub async fn sessions(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
@@ -233,7 +233,7 @@ struct SeriesView {
 /// time, in at most `points` equal buckets of [start_time, end_time].
 pub async fn series(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;

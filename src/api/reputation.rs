@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::params::{segment, Params};
 use super::{rfc3339, run_query};
 use crate::db::queries::reputation::{self, Report};
-use crate::db::DbPool;
+use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
 const LIMIT_MAX: i64 = 10_000;
@@ -31,7 +31,7 @@ struct ReportView {
 pub async fn about(
     req: HttpRequest,
     path: web::Path<String>,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
@@ -66,7 +66,7 @@ struct ExpandedView {
 
 async fn latest(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
     only_logged: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -110,7 +110,7 @@ fn expand(rows: Vec<Report>) -> Vec<ExpandedView> {
 
 pub async fn all(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     latest(req, pool, metrics, false).await
@@ -118,7 +118,7 @@ pub async fn all(
 
 pub async fn logged(
     req: HttpRequest,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     latest(req, pool, metrics, true).await

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::run_query;
 use crate::access::http::Authorized;
 use crate::db::queries::stats;
-use crate::db::DbPool;
+use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
 #[derive(Serialize)]
@@ -20,7 +20,7 @@ struct RelationView {
 
 pub async fn db(
     _: Authorized,
-    pool: web::Data<DbPool>,
+    pool: web::Data<QueryPool>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = run_query(&pool, &metrics, stats::relation_sizes).await?;

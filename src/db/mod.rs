@@ -92,6 +92,24 @@ pub fn pool(config: &Config) -> DbPool {
         .build_unchecked(ConnectionManager::new(url))
 }
 
+/// The query pool as the API uses it, with the deadline of one API query: waiting for a
+/// connection, the statement (`QUERY_TIMEOUT_MS`), and a second for the answer to arrive. A
+/// server that froze answers nothing, so its own statement timeout cannot be relied on.
+#[derive(Clone)]
+pub struct QueryPool {
+    pub pool: DbPool,
+    pub deadline: Duration,
+}
+
+impl QueryPool {
+    pub fn new(pool: DbPool, config: &Config) -> QueryPool {
+        QueryPool {
+            pool,
+            deadline: POOL_TIMEOUT + config.query_timeout + Duration::from_secs(1),
+        }
+    }
+}
+
 /// A connection from the query pool, waiting at most `wait`; the wait and any timeout are
 /// counted (`tetcore_db_pool_wait_seconds`, `tetcore_db_pool_timeouts_total`).
 pub fn checkout(pool: &DbPool, wait: Duration, metrics: &Metrics) -> Result<DbConn, String> {

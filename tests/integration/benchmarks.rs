@@ -127,3 +127,56 @@ fn benchmarks_cross_reference_the_telemetry_of_their_window() {
     assert_eq!(app.get("/benchmarks/0/log_stats").0, 400);
     drop(node);
 }
+
+#[test]
+fn extreme_numbers_are_stored_so_that_they_read_back() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let host = json(&app.post("/host_systems", HOST.as_bytes()).1)["id"].clone();
+    let specs = [
+        r#"[-1.7976931348623157e308, ""]"#,
+        r#"{"tiny": 2.5e-218, "least": 5e-324, "zero": -0.0}"#,
+        r#"[1.7976931348623157e308, 1e20, 18446744073709551615, -9223372036854775808]"#,
+        r#"[123456789012345678901234567890, 0.1, 1e-7]"#,
+    ];
+    for spec in specs {
+        let body = format!(
+            r#"{{"ts_start":"2026-01-01T00:00:00Z","ts_end":"2026-01-01T01:00:00Z","host_system_id":{host},"chain_spec":{spec},"benchmark_spec":{spec}}}"#
+        );
+        let (status, answer) = app.post("/benchmarks", body.as_bytes());
+        assert_eq!(status, 201, "{spec}: {answer}");
+        assert_eq!(json(&answer)["chain_spec"], json(spec), "{spec}");
+    }
+    let (status, list) = app.get("/benchmarks");
+    assert_eq!(status, 200, "{list}");
+    let list = json(&list);
+    assert_eq!(list.as_array().unwrap().len(), specs.len());
+    for (row, spec) in list.as_array().unwrap().iter().zip(specs) {
+        assert_eq!(row["chain_spec"], json(spec));
+        assert_eq!(row["benchmark_spec"], json(spec));
+        let id = row["id"].as_i64().unwrap();
+        assert_eq!(app.get(&format!("/benchmarks/{id}")).0, 200);
+    }
+}
+
+#[test]
+fn a_row_we_cannot_decode_is_a_500_not_database_unavailable() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    let host = json(&app.post("/host_systems", HOST.as_bytes()).1)["id"].clone();
+    // Written by hand in SQL: beyond what a double holds, which no API or node path stores.
+    {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "INSERT INTO benchmarks (ts_start, ts_end, chain_spec, host_system_id) \
+             VALUES (now(), now(), '[1e400]', {host})"
+        ))
+        .execute(&mut db.conn())
+        .unwrap();
+    }
+    let (status, body) = app.get("/benchmarks");
+    assert_eq!(status, 500, "{body}");
+    assert!(!body.contains("unavailable"), "{body}");
+    // The database is fine: everything else still answers.
+    assert_eq!(app.get("/host_systems").0, 200);
+}

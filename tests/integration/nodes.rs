@@ -329,3 +329,48 @@ fn every_query_route_is_503_while_the_database_is_away() {
     // Client mistakes are still told as such.
     assert_eq!(app.get("/nodes/logs").0, 400);
 }
+
+#[test]
+fn extreme_numbers_from_a_node_read_back_through_every_endpoint() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    let mut node = FakeNode::connect(&app.url("/"));
+    node.binary(
+        r#"{"id":1,"payload":{"msg":"system.connected","name":"extreme","network_id":"12D3KooWExtreme","sysinfo":{"memory":1.7976931348623157e308,"core_count":18446744073709551615}},"ts":"t"}"#,
+    );
+    node.binary(
+        r#"{"id":1,"payload":{"msg":"system.interval","peers":-1.7976931348623157e308,"bandwidth_upload":2.5e-218,"txcount":"12345678901234567890"},"ts":"t"}"#,
+    );
+    wait_for("both stored", Duration::from_secs(10), || app.stored() == 2);
+    let (status, logs) = get_json(
+        &app,
+        "/nodes/logs?peer_id=12D3KooWExtreme&msg=system.interval",
+    );
+    assert_eq!(status, 200, "{logs}");
+    let logs = &logs.as_array().unwrap()[0]["logs"];
+    assert_eq!(logs["peers"], serde_json::json!(-1.7976931348623157e308));
+    assert_eq!(logs["bandwidth_upload"], serde_json::json!(2.5e-218));
+    wait_for(
+        "the cache to hold the node",
+        Duration::from_secs(10),
+        || {
+            get_json(&app, "/nodes")
+                .1
+                .to_string()
+                .contains("12D3KooWExtreme")
+        },
+    );
+    let (status, nodes) = get_json(&app, "/nodes?peer_id=12D3KooWExtreme");
+    assert_eq!(status, 200, "{nodes}");
+    assert_eq!(nodes[0]["name"], "extreme");
+    let (status, stats) = get_json(&app, "/nodes/log_stats?peer_id=12D3KooWExtreme");
+    assert_eq!((status, stats.as_array().unwrap().len()), (200, 2));
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM peer_connections \
+             WHERE (sysinfo->>'memory')::float8 = 1.7976931348623157e308"
+        ),
+        1,
+        "sysinfo is stored as sent"
+    );
+}

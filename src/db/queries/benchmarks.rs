@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
-use diesel::{sql_query, OptionalExtension, QueryResult, QueryableByName, RunQueryDsl};
+use diesel::{sql_query, Connection, OptionalExtension, QueryResult, QueryableByName, RunQueryDsl};
 use serde_json::Value;
 
 use super::nodes::{LogStat, SessionRow};
@@ -115,8 +115,19 @@ pub fn benchmark(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Benchma
     .optional()
 }
 
-/// Creates the benchmark; `None` if its host system does not exist.
+/// Creates the benchmark; `None` if its host system does not exist. One transaction: if the
+/// row cannot be read back as it was stored, nothing is kept. (Numbers do read back: the specs
+/// are sent as serde_json writes them, at most 17 digits and exponents within ±308, and read
+/// with `float_roundtrip` parsing, which gives back the same double from PostgreSQL's exact
+/// decimal.)
 pub fn insert_benchmark(
+    conn: &mut PgConnection,
+    b: &NewBenchmark,
+) -> QueryResult<Option<Benchmark>> {
+    conn.transaction(|c| insert_benchmark_row(c, b))
+}
+
+fn insert_benchmark_row(
     conn: &mut PgConnection,
     b: &NewBenchmark,
 ) -> QueryResult<Option<Benchmark>> {
