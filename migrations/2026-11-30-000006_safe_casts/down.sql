@@ -1,0 +1,2 @@
+DROP FUNCTION tetcore_float(text);
+DROP FUNCTION tetcore_int(text);
