@@ -156,6 +156,7 @@ pub struct Metrics {
     pub purge_partitions: IntCounter,
     pub purge_rows: IntCounter,
     pub purge_sessions: IntCounter,
+    pub purge_steps_failed: IntCounter,
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub pool_connections: IntGaugeVec,
@@ -310,6 +311,11 @@ impl Metrics {
                 "Ended sessions removed with their expired messages.",
             )
             .expect("valid metric"),
+            purge_steps_failed: IntCounter::new(
+                "tetcore_purge_steps_failed_total",
+                "Steps of a retention pass that failed (making partitions, trimming, removing sessions); the pass went on and the next one retries.",
+            )
+            .expect("valid metric"),
             http_requests: IntCounterVec::new(
                 Opts::new(
                     "tetcore_http_requests_total",
@@ -398,6 +404,7 @@ impl Metrics {
             Box::new(self.purge_partitions.clone()),
             Box::new(self.purge_rows.clone()),
             Box::new(self.purge_sessions.clone()),
+            Box::new(self.purge_steps_failed.clone()),
             Box::new(self.http_requests.clone()),
             Box::new(self.http_seconds.clone()),
             Box::new(self.pool_connections.clone()),

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::db::queries::purge::{self, PurgeReport};
 use diesel::{Connection, PgConnection};
 
-use crate::db::{partition_hours, PARTITION_DAYS_AHEAD};
+use crate::db::partition_hours;
+use crate::db::queries::partitions::days_ahead;
 use crate::metrics::Metrics;
 
 pub struct Purge {
@@ -80,9 +81,10 @@ impl Handler<PurgeExpired> for Purge {
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let started = Instant::now();
         let width = partition_hours(self.expiry);
+        let ahead = days_ahead(self.interval);
         let job = actix_web::rt::task::spawn_blocking(move || {
             let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
-            purge::run(&mut conn, cutoff, width, PARTITION_DAYS_AHEAD).map_err(|e| e.to_string())
+            purge::run(&mut conn, cutoff, width, ahead).map_err(|e| e.to_string())
         });
         Box::pin(job.into_actor(self).map(move |joined, purge, _| {
             purge.running = false;
@@ -109,13 +111,15 @@ impl Purge {
                 m.purge_rows
                     .inc_by(r.rows_deleted + r.rows_dropped_estimate);
                 m.purge_sessions.inc_by(r.sessions_deleted);
+                m.purge_steps_failed.inc_by(r.steps_failed);
                 log::info!(
-                    "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} partitions_deferred={} took_ms={}",
+                    "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} partitions_deferred={} steps_failed={} took_ms={}",
                     r.partitions_dropped,
                     r.rows_dropped_estimate,
                     r.rows_deleted,
                     r.sessions_deleted,
                     r.partitions_deferred,
+                    r.steps_failed,
                     took.as_millis()
                 );
             }

@@ -27,7 +27,8 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// How long taking a connection from the pool may wait before the write counts as failed.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Days of `tetcore_logs_expiring` partitions kept ready ahead of now.
+/// Days of `tetcore_logs_expiring` partitions made ready ahead of now at start-up (purge passes
+/// keep at least as many, `queries::partitions::days_ahead`).
 pub const PARTITION_DAYS_AHEAD: i32 = 7;
 
 /// The partition widths (hours) that tile a day.
@@ -163,8 +164,13 @@ pub fn prepare(conn: &mut PgConnection, partition_hours: i32) -> Result<Vec<Stri
         .execute(conn);
     let applied = applied?;
     unlocked.map_err(|e| SetupError(format!("releasing the migration lock: {e}")))?;
-    queries::partitions::ensure_ahead(conn, partition_hours, PARTITION_DAYS_AHEAD)
-        .map_err(|e| SetupError(format!("creating partitions: {e}")))?;
+    queries::partitions::ensure_ahead(
+        conn,
+        partition_hours,
+        Duration::from_secs(86_400),
+        PARTITION_DAYS_AHEAD,
+    )
+    .map_err(|e| SetupError(format!("creating partitions: {e}")))?;
     Ok(applied)
 }
 

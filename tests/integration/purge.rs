@@ -170,3 +170,105 @@ fn no_two_instances_purge_at_once() {
     .unwrap();
     assert!(locked.locked);
 }
+
+/// The name of the `tetcore_logs_expiring` partition holding `at` (an SQL expression).
+fn partition_at(db: &TestDb, at: &str) -> String {
+    let rows = db.json(&format!(
+        "SELECT name FROM tetcore_log_partitions() WHERE lo <= {at} AND hi > {at}"
+    ));
+    rows[0]["name"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn making_a_partition_waits_for_writers_into_the_default_one_and_keeps_their_rows() {
+    let db = TestDb::new();
+    // A day without its partition: its rows land in the default partition.
+    let day = "(now() + interval '3 days')";
+    let part = partition_at(&db, day);
+    sql_query(format!("DROP TABLE {part}"))
+        .execute(&mut db.conn())
+        .unwrap();
+    // A writer is in the middle of a batch that routed a row of that day there.
+    let mut writer = db.conn();
+    sql_query("BEGIN").execute(&mut writer).unwrap();
+    sql_query(format!(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         VALUES (1, {day}, false, '{{\"msg\":\"late\"}}')"
+    ))
+    .execute(&mut writer)
+    .unwrap();
+    // Meanwhile the partition is made (as a purge pass or a start-up would).
+    let url = db.url.clone();
+    let maker = std::thread::spawn(move || {
+        use diesel::Connection;
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        sql_query(
+            "SELECT tetcore_ensure_log_partitions(now() + interval '2 days', \
+             now() + interval '5 days', 24)",
+        )
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sql_query("COMMIT").execute(&mut writer).unwrap();
+    let made = maker.join().unwrap();
+    assert!(made.is_ok(), "the partition is made: {made:?}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs_expiring_default"),
+        0,
+        "the writer's row was moved into its partition"
+    );
+    assert_eq!(
+        db.count(&format!("SELECT count(*) FROM {part}")),
+        1,
+        "and is there"
+    );
+}
+
+#[test]
+fn a_failed_partition_step_is_counted_and_the_rest_of_the_pass_goes_on() {
+    let db = TestDb::new();
+    fill(&db);
+    // A table of the name the next partition would take makes creating it fail.
+    let part = partition_at(&db, "(now() + interval '2 days')");
+    let mut conn = db.conn();
+    sql_query(format!("DROP TABLE {part}"))
+        .execute(&mut conn)
+        .unwrap();
+    sql_query(format!("CREATE TABLE {part} (in_the_way integer)"))
+        .execute(&mut conn)
+        .unwrap();
+    let PurgeOutcome::Done(report) = purge(&db, 24) else {
+        panic!("the pass ran")
+    };
+    assert_eq!(report.steps_failed, 1, "{report:?}");
+    assert!(report.partitions_dropped >= 9, "{report:?}");
+    assert_eq!(report.sessions_deleted, 1, "{report:?}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM tetcore_logs WHERE NOT audit AND created_at < now() - interval '24 hours'"),
+        0
+    );
+}
+
+#[test]
+fn a_retention_under_a_day_does_not_make_partitions_it_then_drops() {
+    let db = TestDb::new();
+    fill(&db);
+    let PurgeOutcome::Done(first) = purge(&db, 1) else {
+        panic!("the pass ran")
+    };
+    assert!(first.partitions_dropped >= 9, "{first:?}");
+    for _ in 0..2 {
+        let PurgeOutcome::Done(again) = purge(&db, 1) else {
+            panic!("the pass ran")
+        };
+        assert_eq!(again.partitions_dropped, 0, "{again:?}");
+    }
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM tetcore_log_partitions() WHERE hi <= now() - interval '1 hour'"
+        ),
+        0,
+        "nothing behind the retention"
+    );
+}

@@ -1,7 +1,8 @@
 //! Retention: removes non-audit messages older than a cutoff by dropping whole time partitions
 //! and trimming only the one the cutoff falls in, then the ended sessions that had them. The
 //! cost follows what expired, not the size of the table. One instance at a time: the pass runs
-//! under a session-level advisory lock and is skipped where another instance holds it.
+//! under a session-level advisory lock and is skipped where another instance holds it. A step
+//! that fails is logged and counted (`steps_failed`), and the pass goes on with the others.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -27,6 +28,16 @@ pub struct PurgeReport {
     pub sessions_deleted: u64,
     /// Partitions that could not be dropped this time (lock timeout); retried next pass.
     pub partitions_deferred: u64,
+    /// Steps that failed (making partitions, trimming, removing sessions); retried next pass.
+    pub steps_failed: u64,
+}
+
+impl PurgeReport {
+    /// Logs a failed step and counts it.
+    fn failed(&mut self, step: &str, error: diesel::result::Error) {
+        log::warn!("purge step failed, the pass goes on: step={step} error={error}");
+        self.steps_failed += 1;
+    }
 }
 
 #[derive(QueryableByName)]
@@ -54,6 +65,8 @@ pub fn run(
     width_hours: i32,
     days_ahead: i32,
 ) -> QueryResult<Option<PurgeReport>> {
+    // A pass may run long; a statement_timeout on the role must not cut it short.
+    sql_query("SET statement_timeout = 0").execute(conn)?;
     let locked: Locked = sql_query("SELECT pg_try_advisory_lock($1) AS locked")
         .bind::<BigInt, _>(PURGE_LOCK)
         .get_result(conn)?;
@@ -74,8 +87,12 @@ fn pass(
     width_hours: i32,
     days_ahead: i32,
 ) -> QueryResult<PurgeReport> {
-    partitions::ensure_ahead(conn, width_hours, days_ahead)?;
     let mut report = PurgeReport::default();
+    // Partitions from the cutoff on (never behind it: the pass would drop them again).
+    let behind = (Utc::now() - cutoff).to_std().unwrap_or_default();
+    if let Err(e) = partitions::ensure_ahead(conn, width_hours, behind, days_ahead) {
+        report.failed("making partitions", e);
+    }
     let expired: Vec<Partition> = sql_query(
         "SELECT name, hi <= $1 AS whole, rows_estimate FROM tetcore_log_partitions() \
          WHERE lo < $1 ORDER BY lo",
@@ -84,7 +101,10 @@ fn pass(
     .load(conn)?;
     for partition in expired {
         if !partition.whole {
-            report.rows_deleted += delete_before(conn, &partition.name, cutoff)? as u64;
+            match delete_before(conn, &partition.name, cutoff) {
+                Ok(n) => report.rows_deleted += n as u64,
+                Err(e) => report.failed("trimming a partition", e),
+            }
             continue;
         }
         let dropped = conn.transaction(|c| {
@@ -96,23 +116,28 @@ fn pass(
                 report.partitions_dropped += 1;
                 report.rows_dropped_estimate += partition.rows_estimate as u64;
             }
-            Err(e) if crate::db::answers(conn) => {
+            Err(e) => {
                 log::warn!(
                     "purge deferred a partition: partition={} error={e}",
                     partition.name
                 );
                 report.partitions_deferred += 1;
             }
-            Err(e) => return Err(e),
         }
     }
-    report.rows_deleted += delete_before(conn, "tetcore_logs_expiring_default", cutoff)? as u64;
+    match delete_before(conn, "tetcore_logs_expiring_default", cutoff) {
+        Ok(n) => report.rows_deleted += n as u64,
+        Err(e) => report.failed("trimming the default partition", e),
+    }
     // A session's messages all arrived before it ended, so a non-audit session that ended
     // before the cutoff has none left. Live sessions (ended_at NULL) are never removed.
-    report.sessions_deleted =
-        sql_query("DELETE FROM peer_connections WHERE NOT audit AND ended_at < $1")
-            .bind::<Timestamptz, _>(cutoff)
-            .execute(conn)? as u64;
+    match sql_query("DELETE FROM peer_connections WHERE NOT audit AND ended_at < $1")
+        .bind::<Timestamptz, _>(cutoff)
+        .execute(conn)
+    {
+        Ok(n) => report.sessions_deleted = n as u64,
+        Err(e) => report.failed("removing ended sessions", e),
+    }
     Ok(report)
 }
 
