@@ -1,12 +1,20 @@
 //! The cache actor: the latest state of every node session (heights, peers, tx count, last
 //! message), refreshed from PostgreSQL every `CACHE_UPDATE_INTERVAL_MS` by reading only the
-//! messages since the last refresh (less a margin for batches still committing). Reading the
-//! database, not this process's sockets, gives every instance behind a load balancer the same
-//! answers. A refresh slower than `CACHE_UPDATE_TIMEOUT_S` is logged and one that reaches four
-//! times that is cut off by its statement timeout; entries untouched for `CACHE_EXPIRY_S` are
-//! dropped, so memory follows the sessions that talk, not the traffic.
+//! messages received since the last refresh (less a margin for batches still committing).
+//! Reading the database, not this process's sockets, gives every instance behind a load
+//! balancer the same answers.
+//!
+//! Every refresh reads a bounded window: the first after a start reads the last minute, and each
+//! later one also fills in one more minute of older history, until `CACHE_EXPIRY_S` back. Rows
+//! committed long after they were received (the backlog after an outage) are found through the
+//! writers' marks in `tetcore_late_batches`: a new mark has the next refresh look back to its
+//! oldest message. Newer values replace older ones; older ones only fill what is missing.
+//!
+//! A refresh slower than `CACHE_UPDATE_TIMEOUT_S` is logged and one that reaches four times that
+//! is cut off by its statement timeout; entries untouched for `CACHE_EXPIRY_S` are dropped, so
+//! memory follows the sessions that talk, not the traffic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -17,8 +25,15 @@ use crate::db::queries::nodes::{self, StateRow};
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 
-/// Messages committed up to this long after they were received are still seen.
+/// Messages committed up to this long after they were received are still seen; later ones are
+/// marked late by the writer.
 const COMMIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The window of history the first refresh reads, and each later one adds, going back.
+const CHUNK: Duration = Duration::from_secs(60);
+
+/// Late marks are looked for this far back (a batch's transaction is far shorter).
+const MARKS_WITHIN: Duration = Duration::from_secs(600);
 
 pub struct CacheSettings {
     pub interval: Duration,
@@ -48,7 +63,28 @@ pub struct Cache {
     entries: HashMap<i64, Entry>,
     /// Messages received after this were read by the last refresh (less the margin).
     read_until: Option<DateTime<Utc>>,
+    /// History from here on has been read (going back to `CACHE_EXPIRY_S`).
+    backfilled_to: Option<DateTime<Utc>>,
+    /// Late marks already acted on.
+    seen_marks: HashSet<i64>,
     refreshing: bool,
+}
+
+/// What one refresh reads: messages received after `after`, older history in `backfill`, and
+/// late marks not in `seen` (all of them taken as seen on the first refresh, whose backfill
+/// covers them).
+struct Plan {
+    after: DateTime<Utc>,
+    backfill: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    floor: DateTime<Utc>,
+    seen: HashSet<i64>,
+    first: bool,
+}
+
+/// What it found.
+struct Found {
+    rows: Vec<StateRow>,
+    marks: HashSet<i64>,
 }
 
 /// The cached state of the given sessions (those it knows).
@@ -69,6 +105,8 @@ impl Cache {
             metrics,
             entries: HashMap::new(),
             read_until: None,
+            backfilled_to: None,
+            seen_marks: HashSet::new(),
             refreshing: false,
         }
     }
@@ -84,7 +122,7 @@ impl Cache {
                 txcount: row.txcount,
             };
             match self.entries.get_mut(&row.session) {
-                // Only what is newer replaces what is known; a value the window lacks stays.
+                // What is newer replaces what is known; a value the window lacks stays.
                 Some(entry) if entry.state.last_message_at <= fresh.last_message_at => {
                     let state = &mut entry.state;
                     state.last_message_at = fresh.last_message_at;
@@ -94,7 +132,14 @@ impl Cache {
                     state.txcount = fresh.txcount.or(state.txcount);
                     entry.touched = now;
                 }
-                Some(_) => {}
+                // What is older (history, a late batch) only fills what is missing.
+                Some(entry) => {
+                    let state = &mut entry.state;
+                    state.best_height = state.best_height.or(fresh.best_height);
+                    state.finalized_height = state.finalized_height.or(fresh.finalized_height);
+                    state.peers = state.peers.or(fresh.peers);
+                    state.txcount = state.txcount.or(fresh.txcount);
+                }
                 None => {
                     self.entries.insert(
                         row.session,
@@ -131,11 +176,27 @@ impl Handler<Refresh> for Cache {
         }
         self.refreshing = true;
         let started_at = Utc::now();
-        // The first refresh reads back as far as entries are kept.
-        let since = match self.read_until {
-            Some(until) => until - COMMIT_MARGIN,
-            None => started_at - self.settings.expiry,
+        let floor = chrono::TimeDelta::from_std(self.settings.expiry)
+            .ok()
+            .and_then(|expiry| started_at.checked_sub_signed(expiry))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let plan = match (self.read_until, self.backfilled_to) {
+            (Some(until), Some(back)) => Plan {
+                after: until - COMMIT_MARGIN,
+                backfill: (back > floor).then(|| ((back - CHUNK).max(floor), back)),
+                floor,
+                seen: self.seen_marks.clone(),
+                first: false,
+            },
+            _ => Plan {
+                after: (started_at - CHUNK).max(floor),
+                backfill: None,
+                floor,
+                seen: HashSet::new(),
+                first: true,
+            },
         };
+        let backfill = plan.backfill;
         let pool = self.pool.clone();
         let metrics = self.metrics.clone();
         let cutoff = self.settings.timeout * 4;
@@ -147,7 +208,7 @@ impl Handler<Refresh> for Cache {
                     cutoff.as_millis()
                 ))
                 .execute(c)?;
-                nodes::states_since(c, since)
+                read(c, &plan)
             })
             .map_err(|e| e.to_string())
         });
@@ -166,11 +227,16 @@ impl Handler<Refresh> for Cache {
                     cache.settings.timeout.as_millis()
                 );
             }
-            let rows = joined.map_err(|e| e.to_string()).and_then(|r| r);
-            match rows {
-                Ok(rows) => {
-                    cache.merge(rows);
+            let found = joined.map_err(|e| e.to_string()).and_then(|r| r);
+            match found {
+                Ok(found) => {
+                    cache.merge(found.rows);
                     cache.read_until = Some(started_at);
+                    cache.seen_marks = found.marks;
+                    cache.backfilled_to = match backfill {
+                        Some((from, _)) => Some(from),
+                        None => cache.backfilled_to.or(Some(started_at - CHUNK)),
+                    };
                     Ok(())
                 }
                 Err(e) => {
@@ -181,6 +247,30 @@ impl Handler<Refresh> for Cache {
             }
         }))
     }
+}
+
+/// One refresh's reads, in one transaction.
+fn read(conn: &mut diesel::PgConnection, plan: &Plan) -> diesel::QueryResult<Found> {
+    let marks = nodes::late_marks(conn, MARKS_WITHIN)?;
+    let mut rows = nodes::states_between(conn, plan.after, None)?;
+    if let Some((from, to)) = plan.backfill {
+        rows.extend(nodes::states_between(conn, from, Some(to))?);
+    }
+    // Rows committed late: from the oldest of them (not behind what the cache keeps) up to
+    // where this refresh's own window starts.
+    let late = marks
+        .iter()
+        .filter(|m| !plan.first && !plan.seen.contains(&m.id))
+        .map(|m| m.oldest)
+        .min();
+    if let Some(oldest) = late.filter(|t| *t <= plan.after) {
+        let from = (oldest - chrono::TimeDelta::milliseconds(1)).max(plan.floor);
+        rows.extend(nodes::states_between(conn, from, Some(plan.after))?);
+    }
+    Ok(Found {
+        rows,
+        marks: marks.into_iter().map(|m| m.id).collect(),
+    })
 }
 
 impl Handler<LatestStates> for Cache {

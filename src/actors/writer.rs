@@ -4,7 +4,8 @@
 //! (`db::ingest`).
 //!
 //! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`),
-//! ended sessions, and the batch's number in `tetcore_instances.last_batch`. What happens on a
+//! ended sessions, the batch's number in `tetcore_instances.last_batch`, and a mark in
+//! `tetcore_late_batches` if its oldest message is more than 2 s old. What happens on a
 //! failure is PostgreSQL's call, by SQLSTATE: only a row's own fault (classes 22 and 23, 54000)
 //! has the batch written again with savepoints, split until the refused rows stand alone; they
 //! are dropped and counted (`db_rejected`). Every other failure (connection, read-only, disk
@@ -31,6 +32,9 @@ pub type SessionKey = u64;
 
 /// Messages from the sockets wait here; each socket holds at most one in flight.
 const MAILBOX_CAPACITY: usize = 256;
+/// A batch committed this long after its oldest message was received is marked late
+/// (`tetcore_late_batches`): readers following `created_at` allow 5 s for commits in flight.
+const LATE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -440,6 +444,15 @@ impl Store {
         )
         .await?;
         db.mark_batch(self.instance, batch.number).await?;
+        let oldest = batch
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Log { .. }))
+            .map(Event::at)
+            .min();
+        if let Some(oldest) = oldest.filter(|t| Utc::now() - *t > LATE_AFTER) {
+            db.mark_late(self.instance, oldest).await?;
+        }
         batch.committing = Some((written.clone(), new_ids.clone()));
         db.execute("COMMIT").await?;
         batch.committing = None;

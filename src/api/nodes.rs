@@ -140,7 +140,11 @@ pub async fn log_stats(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let peer_id = params.required("peer_id")?.to_owned();
-    let rows = run_query(&pool, &metrics, move |c| nodes::log_stats(c, &peer_id)).await?;
+    let (start, end) = params.window(STATS_WINDOW)?;
+    let rows = run_query(&pool, &metrics, move |c| {
+        nodes::log_stats(c, &peer_id, start, end)
+    })
+    .await?;
     let views: Vec<LogStatView> = rows.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -217,6 +221,9 @@ pub async fn sessions(
 /// Buckets `/nodes/series` returns at most, and by default.
 const POINTS_MAX: i64 = 2_000;
 const POINTS_DEFAULT: i64 = 240;
+/// The window `/nodes/log_stats` counts when `start_time` is not given.
+const STATS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// The window `/nodes/series` covers when `start_time` is not given.
 const SERIES_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
@@ -238,11 +245,7 @@ pub async fn series(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let peer_id = params.required("peer_id")?.to_owned();
-    let end = params.time("end_time")?.unwrap_or_else(Utc::now);
-    let start = params.time("start_time")?.unwrap_or(end - SERIES_WINDOW);
-    if start >= end {
-        return Err(ApiError::bad("start_time", "must be before end_time"));
-    }
+    let (start, end) = params.window(SERIES_WINDOW)?;
     let points = params.limit("points", POINTS_DEFAULT, POINTS_MAX)?;
     let span = (end - start).to_std().unwrap_or_default().as_secs_f64();
     let bucket = (span / points as f64).max(0.001);

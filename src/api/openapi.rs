@@ -195,7 +195,11 @@ pub fn document() -> Value {
             "/nodes": get("Each peer's newest session with its latest state", vec![
                 query("peer_id", "only this peer", json!({"type": "string", "minLength": 1}), false),
             ], ok("nodes", list("Node"))),
-            "/nodes/log_stats": get("A peer's messages counted by kind, biggest first", vec![peer()], ok("counts", list("LogStat"))),
+            "/nodes/log_stats": get("A peer's messages received in the window, counted by kind, biggest first", vec![
+                peer(),
+                time("start_time", "window start (default: end_time minus 24 hours)"),
+                time("end_time", "window end (default: now)"),
+            ], ok("counts", list("LogStat"))),
             "/nodes/logs": get("A peer's messages, newest first", vec![
                 peer(),
                 query("msg", "only this logs->>'msg'", json!({"type": "string", "minLength": 1}), false),
@@ -222,7 +226,7 @@ pub fn document() -> Value {
             ], ok("reports", list("ExpandedReputation"))),
             "/reputation/{peer_id}": get("What other peers report about one peer, newest first", vec![
                 path("peer_id", "libp2p peer id", json!({"type": "string"})),
-                time("start_time", "no earlier than this"),
+                time("start_time", "no earlier than this (default: end_time minus 24 hours)"),
                 time("end_time", "no later than this (default: now)"),
                 limit(100, 10_000),
             ], ok("reports", list("Reputation"))),

@@ -75,6 +75,20 @@ impl Params {
         self.text(name)?.map(|t| time(name, t)).transpose()
     }
 
+    /// `start_time` and `end_time`: `end_time` defaults to now and `start_time` to `default`
+    /// before it, so no request reads all of history unless it asks to.
+    pub fn window(
+        &self,
+        default: chrono::TimeDelta,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let end = self.time("end_time")?.unwrap_or_else(Utc::now);
+        let start = self.time("start_time")?.unwrap_or(end - default);
+        if start >= end {
+            return Err(ApiError::bad("start_time", "must be before end_time"));
+        }
+        Ok((start, end))
+    }
+
     /// A whole number from 1 to `max`, `default` when absent.
     pub fn limit(&self, name: &'static str, default: i64, max: i64) -> Result<i64, ApiError> {
         let Some(text) = self.text(name)? else {

@@ -14,6 +14,8 @@ use crate::db::queries::reputation::{self, Report};
 use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
+/// The window `/reputation/{peer_id}` reads when `start_time` is not given.
+const ABOUT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const LIMIT_MAX: i64 = 10_000;
 const LIMIT_DEFAULT: i64 = 100;
 const MAX_AGE_DEFAULT_S: i64 = 60;
@@ -36,8 +38,7 @@ pub async fn about(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let peer_id = segment("peer_id", path.into_inner())?;
-    let start = params.time("start_time")?;
-    let end = params.time("end_time")?.unwrap_or_else(Utc::now);
+    let (start, end) = params.window(ABOUT_WINDOW)?;
     let limit = params.limit("limit", LIMIT_DEFAULT, LIMIT_MAX)?;
     let rows = run_query(&pool, &metrics, move |c| {
         reputation::about(c, &peer_id, start, end, limit)

@@ -131,6 +131,7 @@ struct Statements {
     mark_batch: Statement,
     last_batch: Statement,
     end_instance: Statement,
+    mark_late: Statement,
 }
 
 impl Drop for WriterDb {
@@ -210,6 +211,10 @@ impl WriterDb {
                 .await?,
             last_batch: prepare("SELECT last_batch FROM tetcore_instances WHERE id = $1").await?,
             end_instance: prepare(END_INSTANCE).await?,
+            mark_late: prepare(
+                "INSERT INTO tetcore_late_batches (oldest, instance_id) VALUES ($1, $2)",
+            )
+            .await?,
         };
         Ok(WriterDb {
             client,
@@ -386,6 +391,19 @@ impl WriterDb {
             self.deadline,
             self.client
                 .execute(&self.statements.mark_batch, &[&instance, &number]),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks, inside the batch's transaction, that it holds messages received as long ago as
+    /// `oldest` (readers following `created_at` look back for them).
+    pub async fn mark_late(&self, instance: i64, oldest: DateTime<Utc>) -> Result<(), Fault> {
+        bounded(
+            "marking a late batch",
+            self.deadline,
+            self.client
+                .execute(&self.statements.mark_late, &[&oldest, &instance]),
         )
         .await
         .map(drop)

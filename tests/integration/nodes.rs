@@ -374,3 +374,115 @@ fn extreme_numbers_from_a_node_read_back_through_every_endpoint() {
         "sysinfo is stored as sent"
     );
 }
+
+/// A session `peer` with one message of each state kind, received `age` ago (SQL interval).
+fn insert_history(db: &TestDb, id: i64, peer: &str, age: &str, height: i64) {
+    use diesel::RunQueryDsl;
+    let mut conn = db.conn();
+    diesel::sql_query(format!(
+        "INSERT INTO peer_connections (id, ip_addr, created_at, peer_id, name) \
+         VALUES ({id}, '10.0.0.{id}', now() - interval '{age}' - interval '1 second', '{peer}', '{peer}') \
+         ON CONFLICT (id) DO NOTHING"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         VALUES ({id}, now() - interval '{age}', false, '{{\"msg\":\"block.import\",\"height\":{height}}}')"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+}
+
+fn best_height(app: &TestApp, peer: &str) -> Option<i64> {
+    nodes(app)
+        .into_iter()
+        .find(|n| n["peer_id"] == peer)
+        .and_then(|n| n["best_height"].as_i64())
+}
+
+#[test]
+fn the_cache_reads_history_a_minute_at_a_time_back_to_its_expiry() {
+    let db = TestDb::new();
+    // Before the start: one node heard from 10 s ago, one 20 minutes ago.
+    insert_history(&db, 1, "12D3KooWRecent", "10 seconds", 7);
+    insert_history(&db, 2, "12D3KooWEarlier", "20 minutes", 5);
+    let app = TestApp::start(
+        &db,
+        &[
+            ("CACHE_UPDATE_INTERVAL_MS", "200"),
+            ("CACHE_EXPIRY_S", "3600"),
+        ],
+    );
+    wait_for("the recent node's state", Duration::from_secs(10), || {
+        best_height(&app, "12D3KooWRecent") == Some(7)
+    });
+    // The older one is found as the history is filled in, a minute per refresh.
+    wait_for("the earlier node's state", Duration::from_secs(30), || {
+        best_height(&app, "12D3KooWEarlier") == Some(5)
+    });
+    assert_eq!(app.metrics.cache_refresh_failures.get(), 0);
+}
+
+#[test]
+fn rows_committed_late_reach_the_cache_through_their_mark() {
+    use diesel::RunQueryDsl;
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("CACHE_UPDATE_INTERVAL_MS", "100"),
+            ("CACHE_EXPIRY_S", "3600"),
+        ],
+    );
+    insert_history(&db, 1, "12D3KooWBacklog", "1 second", 1);
+    wait_for("the node's state", Duration::from_secs(10), || {
+        best_height(&app, "12D3KooWBacklog") == Some(1)
+    });
+    // Let the cache's window move past a minute ago, then commit a backlog received then, with
+    // its mark, as the writer does after an outage.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO peer_connections (id, ip_addr, created_at, peer_id, name) \
+         VALUES (2, '10.0.0.2', now() - interval '2 minutes', '12D3KooWLate', 'late')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "WITH rows AS (INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         VALUES (2, now() - interval '90 seconds', false, '{\"msg\":\"block.import\",\"height\":42}') \
+         RETURNING created_at) \
+         INSERT INTO tetcore_late_batches (oldest, instance_id) SELECT min(created_at), 0 FROM rows",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    wait_for(
+        "the late rows in the cache",
+        Duration::from_secs(10),
+        || best_height(&app, "12D3KooWLate") == Some(42),
+    );
+}
+
+#[test]
+fn log_stats_counts_the_last_day_unless_asked_for_more() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    insert_history(&db, 1, "12D3KooWOld", "3 days", 1);
+    insert_history(&db, 1, "12D3KooWOld", "1 hour", 2);
+    let count = |query: &str| {
+        let (status, stats) = get_json(
+            &app,
+            &format!("/nodes/log_stats?peer_id=12D3KooWOld{query}"),
+        );
+        assert_eq!(status, 200, "{stats}");
+        stats[0]["qty"].as_i64().unwrap_or(0)
+    };
+    assert_eq!(count(""), 1, "the last 24 hours by default");
+    assert_eq!(count("&start_time=2000-01-01T00:00:00Z"), 2);
+    let (status, error) = get_json(
+        &app,
+        "/nodes/log_stats?peer_id=12D3KooWOld&start_time=2030-01-01T00:00:00Z&end_time=2029-01-01T00:00:00Z",
+    );
+    assert_eq!((status, error["param"].as_str()), (400, Some("start_time")));
+}

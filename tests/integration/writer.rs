@@ -35,7 +35,8 @@ fn a_row_postgres_refuses_costs_only_that_row() {
             m.clone(),
         )
         .start();
-        let at = Utc::now();
+        // Received a while ago (held back, say): the batch is marked late.
+        let at = Utc::now() - chrono::TimeDelta::seconds(30);
         let mut events = vec![Event::Opened {
             session: 1,
             ip_addr: "10.0.0.1".into(),
@@ -79,5 +80,13 @@ fn a_row_postgres_refuses_costs_only_that_row() {
         db.count("SELECT count(*) FROM peer_connections WHERE ended_at IS NOT NULL"),
         1,
         "drain ends the sessions left open"
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM tetcore_late_batches WHERE instance_id = {instance} \
+             AND oldest < now() - interval '29 seconds'"
+        )),
+        1,
+        "the batch of old messages is marked late, once"
     );
 }

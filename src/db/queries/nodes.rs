@@ -68,9 +68,14 @@ pub struct StateRow {
     pub txcount: Option<i64>,
 }
 
-/// The latest state of every session that sent anything since `since`. Values are taken only
-/// where they are whole numbers (nodes format some as strings, and types drift).
-pub fn states_since(conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResult<Vec<StateRow>> {
+/// The latest state of every session that sent anything received in (`after`, `until`]
+/// (`until` `None`: up to now). Values are taken only where they are whole numbers (nodes format
+/// some as strings, and types drift).
+pub fn states_between(
+    conn: &mut PgConnection,
+    after: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<StateRow>> {
     sql_query(
         "SELECT peer_connection_id AS session, max(created_at) AS last_message_at, \
            (array_agg((logs->>'height')::bigint ORDER BY created_at DESC, id DESC) \
@@ -81,9 +86,32 @@ pub fn states_since(conn: &mut PgConnection, since: DateTime<Utc>) -> QueryResul
               FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'peers' ~ '^[0-9]{1,18}$'))[1] AS peers, \
            (array_agg((logs->>'txcount')::bigint ORDER BY created_at DESC, id DESC) \
               FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'txcount' ~ '^[0-9]{1,18}$'))[1] AS txcount \
-         FROM tetcore_logs WHERE created_at > $1 GROUP BY peer_connection_id",
+         FROM tetcore_logs WHERE created_at > $1 AND ($2::timestamptz IS NULL OR created_at <= $2) \
+         GROUP BY peer_connection_id",
     )
-    .bind::<Timestamptz, _>(since)
+    .bind::<Timestamptz, _>(after)
+    .bind::<Nullable<Timestamptz>, _>(until)
+    .load(conn)
+}
+
+#[derive(QueryableByName, Debug)]
+pub struct LateMark {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub oldest: DateTime<Utc>,
+}
+
+/// Batches marked late (`tetcore_late_batches`) in the last `within`.
+pub fn late_marks(
+    conn: &mut PgConnection,
+    within: std::time::Duration,
+) -> QueryResult<Vec<LateMark>> {
+    sql_query(
+        "SELECT id, oldest FROM tetcore_late_batches \
+         WHERE marked_at > now() - make_interval(secs => $1)",
+    )
+    .bind::<diesel::sql_types::Double, _>(within.as_secs_f64())
     .load(conn)
 }
 
@@ -96,15 +124,24 @@ pub struct LogStat {
     pub log_type: Option<String>,
 }
 
-/// Counts by `msg`, biggest first. Served by the `(peer_connection_id, msg, created_at)` index:
-/// the cost follows that peer's rows, not the table's.
-pub fn log_stats(conn: &mut PgConnection, peer_id: &str) -> QueryResult<Vec<LogStat>> {
+/// Counts by `msg` of the messages received in [start, end], biggest first. Served by the
+/// per-session indexes: the cost follows that peer's rows in the window, not the table's.
+pub fn log_stats(
+    conn: &mut PgConnection,
+    peer_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> QueryResult<Vec<LogStat>> {
     sql_query(
         "SELECT count(*) AS qty, l.logs->>'msg' AS log_type FROM tetcore_logs l \
-         WHERE l.peer_connection_id IN (SELECT id FROM peer_connections WHERE peer_id = $1) \
+         WHERE l.peer_connection_id IN (SELECT id FROM peer_connections WHERE peer_id = $1 \
+                                        AND created_at <= $3 AND coalesce(ended_at, 'infinity') >= $2) \
+           AND l.created_at BETWEEN $2 AND $3 \
          GROUP BY 2 ORDER BY qty DESC, log_type",
     )
     .bind::<Text, _>(peer_id)
+    .bind::<Timestamptz, _>(start)
+    .bind::<Timestamptz, _>(end)
     .load(conn)
 }
 

@@ -138,6 +138,13 @@ fn pass(
         Ok(n) => report.sessions_deleted = n as u64,
         Err(e) => report.failed("removing ended sessions", e),
     }
+    // Late-batch marks are read within minutes of being made.
+    if let Err(e) =
+        sql_query("DELETE FROM tetcore_late_batches WHERE marked_at < now() - interval '1 day'")
+            .execute(conn)
+    {
+        report.failed("removing late-batch marks", e);
+    }
     Ok(report)
 }
 

@@ -26,7 +26,7 @@ pub struct Report {
 pub fn about(
     conn: &mut PgConnection,
     peer_id: &str,
-    start: Option<DateTime<Utc>>,
+    start: DateTime<Utc>,
     end: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<Vec<Report>> {
@@ -39,11 +39,11 @@ pub fn about(
          WHERE l.logs->>'msg' = 'system.network_state' AND p.peer_id IS NOT NULL \
            AND jsonb_typeof(l.logs->'state'->'peerset'->'nodes') = 'object' \
            AND l.logs->'state'->'peerset'->'nodes' ? $1 \
-           AND ($2::timestamptz IS NULL OR l.created_at >= $2) AND l.created_at <= $3 \
+           AND l.created_at >= $2 AND l.created_at <= $3 \
          ORDER BY l.created_at DESC, l.id DESC LIMIT $4",
     )
     .bind::<Text, _>(peer_id)
-    .bind::<Nullable<Timestamptz>, _>(start)
+    .bind::<Timestamptz, _>(start)
     .bind::<Timestamptz, _>(end)
     .bind::<BigInt, _>(limit)
     .load(conn)
