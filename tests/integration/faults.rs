@@ -398,3 +398,77 @@ fn signal(pids: &[i32], sig: i32) {
         unsafe { libc::kill(*pid, sig) };
     }
 }
+
+#[test]
+fn the_tablespace_of_the_messages_full_then_freed_loses_and_duplicates_nothing() {
+    use std::process::Command;
+    // SAFETY: geteuid only reads the process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: mounting a small file system for the tablespace needs root");
+        return;
+    }
+    let cluster = OwnCluster::start();
+    let db = cluster.database();
+    // A 32 MiB file system for the partition the stream writes into, owned by the server.
+    let space = cluster.dir.join("small-space");
+    std::fs::create_dir_all(&space).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs"])
+        .arg(&space)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mount a tmpfs (root without CAP_SYS_ADMIN?)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(space.clone());
+    let chowned = Command::new("chown")
+        .args(["postgres:", space.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let url = db.url.clone();
+    admin_exec(
+        &url,
+        &format!("CREATE TABLESPACE small LOCATION '{}'", space.display()),
+    );
+    let part = db.json(
+        "SELECT name FROM tetcore_log_partitions() WHERE lo <= now() AND hi > now() + interval '5 minutes'",
+    )[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin_exec(&url, &format!("ALTER TABLE {part} SET TABLESPACE small"));
+    let app = TestApp::start(&db, &fast_retries());
+    let filler = space.join("filler");
+    survives(&app, &db, || {
+        // Fill what is left of the file system (as postgres: root may write past the limit).
+        let filled = Command::new("runuser")
+            .args(["-u", "postgres", "--", "dd", "if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", filler.display()))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&filled.stderr).contains("No space left"),
+            "the file system is full"
+        );
+        std::thread::sleep(Duration::from_secs(15));
+        std::fs::remove_file(&filler).unwrap();
+    });
+    assert!(retried(&app, "53") > 0, "disk full (class 53) was retried");
+    drop(app);
+    admin_exec(
+        &url,
+        &format!("ALTER TABLE {part} SET TABLESPACE pg_default"),
+    );
+    admin_exec(&url, "DROP TABLESPACE small");
+}
