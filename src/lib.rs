@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tokio::sync::{watch, Semaphore};
 
 use access::client::ClientAddr;
@@ -161,29 +161,34 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
     let metrics_data = web::Data::new(metrics.clone());
     let body_limit = api::benchmarks::BodyLimit(config.api_max_body_bytes);
     let assets = config.assets_path.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(access::http::cors))
-            .wrap(actix_web::middleware::from_fn(api::observe))
-            .app_data(token.clone())
-            .app_data(cors.clone())
-            .app_data(ingest.clone())
-            .app_data(metrics_data.clone())
-            .app_data(health.clone())
-            .app_data(web::Data::new(query_pool.clone()))
-            .app_data(web::Data::new(cache.clone()))
-            .app_data(web::Data::new(body_limit))
-            .configure(api::config)
-            .configure(|cfg| api::dashboard::config(cfg, &assets))
-    })
-    .on_connect(ingest::socket::remember)
-    .workers(config.num_threads)
-    .backlog(config.max_pending_connections)
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .disable_signals()
-    .bind((config.listen_addr, config.port))?;
-    let addrs = server.addrs();
-    let server = server.run();
+    let listener = listen(
+        SocketAddr::new(config.listen_addr, config.port),
+        config.max_pending_connections,
+    )?;
+    let local = listener.local_addr()?;
+    let server = actix_server::Server::build()
+        .workers(config.num_threads)
+        .backlog(config.max_pending_connections)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .disable_signals()
+        .listen("tetcore-analytics", listener, move || {
+            let app = App::new()
+                .wrap(actix_web::middleware::from_fn(access::http::cors))
+                .wrap(actix_web::middleware::from_fn(api::observe))
+                .app_data(token.clone())
+                .app_data(cors.clone())
+                .app_data(ingest.clone())
+                .app_data(metrics_data.clone())
+                .app_data(health.clone())
+                .app_data(web::Data::new(query_pool.clone()))
+                .app_data(web::Data::new(cache.clone()))
+                .app_data(web::Data::new(body_limit))
+                .configure(api::config)
+                .configure(|cfg| api::dashboard::config(cfg, &assets));
+            http_service(app, local)
+        })?
+        .run();
+    let addrs = vec![local];
     let stopper = Stopper {
         server: server.handle(),
         shutdown: Arc::new(shutdown),
@@ -196,6 +201,60 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         purge,
         stopper,
     })
+}
+
+/// A listening socket with the given backlog (std's `bind` would use its own).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// HTTP/1 over each accepted connection, through `ingest::socket::GatedStream` (what
+/// `HttpServer` builds, with that one difference), with `HttpServer`'s timeouts.
+fn http_service<T, B>(
+    app: App<T>,
+    local: SocketAddr,
+) -> impl actix_service::ServiceFactory<
+    actix_web::rt::net::TcpStream,
+    Config = (),
+    Response = (),
+    Error = actix_http::error::DispatchError,
+    InitError = (),
+>
+where
+    T: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+    use ingest::socket::GatedStream;
+    let service = actix_http::HttpService::build()
+        .keep_alive(actix_http::KeepAlive::default())
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(local)
+        .on_connect_ext(ingest::socket::remember)
+        .finish(map_config(
+            app.into_factory()
+                .map_err(|e: actix_web::Error| e.as_response_error().error_response()),
+            |_| actix_web::dev::AppConfig::default(),
+        ));
+    fn_service(|io: actix_web::rt::net::TcpStream| async move {
+        let _ = io.set_nodelay(true);
+        let io = GatedStream::new(io);
+        let peer = io.peer_addr();
+        Ok::<_, actix_http::error::DispatchError>((io, actix_http::Protocol::Http1, peer))
+    })
+    .and_then(service)
 }
 
 /// After the server has stopped: writes everything still queued, and marks the sessions that

@@ -5,7 +5,8 @@
 //! proves a node alive, and a socket is closed only after `CLIENT_TIMEOUT_S` without one. Writes
 //! never wait: a ping is sent only when there is room; a Pong owed to a client that pinged and
 //! could not be queued for `CLIENT_TIMEOUT_S` closes the socket as `unwritable`, cutting the TCP
-//! connection (`socket`). Control frames count toward the byte rate. Each
+//! connection (`socket`). Control frames count toward the byte rate. A client's end of input
+//! (FIN) reaches the session only after everything it sent before (`socket::EofGate`). Each
 //! message first takes its size from the write budget: when the database falls behind, the
 //! budget runs out and the session stops reading its socket (TCP back-pressure) instead of
 //! buffering or dropping. Frames that cannot be stored are counted by reason; only an oversize
@@ -31,7 +32,7 @@ use futures_util::FutureExt;
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 
 use super::parse::parse_frame;
-use super::socket::RawSocket;
+use super::socket::{EofGate, RawSocket};
 use crate::access::client::ClientAddr;
 use crate::access::gate::{Gate, GateLimits, Ticket};
 use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
@@ -138,6 +139,10 @@ fn upgrade(
         }
     };
     let socket = req.conn_data::<RawSocket>().copied();
+    let eof = req.conn_data::<Arc<EofGate>>().cloned();
+    if let Some(gate) = &eof {
+        gate.arm();
+    }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let max_payload = state.settings.max_payload;
     let stream = stream
@@ -151,6 +156,7 @@ fn upgrade(
         ip_addr: ip.to_string().into(),
         _ticket: ticket,
         socket,
+        eof,
         audit,
         nodes: HashMap::new(),
         over_ids: false,
@@ -171,6 +177,8 @@ struct Connection {
     _ticket: Ticket,
     /// The TCP socket, to cut off a client that does not read.
     socket: Option<RawSocket>,
+    /// Holds the end of input back until everything before it is taken.
+    eof: Option<Arc<EofGate>>,
     audit: bool,
     nodes: HashMap<u64, SessionKey>,
     /// Whether messages for an id beyond `WS_MAX_IDS_PER_CONNECTION` have arrived (logged once).
@@ -210,7 +218,7 @@ impl Connection {
             };
             let next = match carried.take() {
                 Some(item) => Next::Item(item),
-                None => next(&mut stream, wait, &mut shutdown).await,
+                None => next(&mut stream, wait, &mut shutdown, self.eof.as_deref()).await,
             };
             let item = match next {
                 Next::Shutdown => break CloseReason::Shutdown,
@@ -315,6 +323,9 @@ impl Connection {
                 .await;
         }
         drop(stream);
+        if let Some(gate) = &self.eof {
+            gate.disarm();
+        }
         metrics
             .connections_closed
             .with_label_values(&[reason.label()])
@@ -539,14 +550,24 @@ enum Next {
     Shutdown,
 }
 
-/// The next frame, or `Idle` after `wait`, or `Shutdown` as soon as the service stops.
+/// The next frame, or `Idle` after `wait`, or `Shutdown` as soon as the service stops. When
+/// nothing is left to take, a held-back end of input is let through (`socket`).
 async fn next(
     stream: &mut AggregatedMessageStream,
     wait: Duration,
     shutdown: &mut watch::Receiver<bool>,
+    eof: Option<&EofGate>,
 ) -> Next {
     if *shutdown.borrow() {
         return Next::Shutdown;
+    }
+    match stream.recv().now_or_never() {
+        Some(item) => return Next::Item(item),
+        None => {
+            if let Some(gate) = eof {
+                gate.release_if_held();
+            }
+        }
     }
     let recv = std::pin::pin!(actix_web::rt::time::timeout(wait, stream.recv()));
     let stop = std::pin::pin!(shutdown.changed());

@@ -635,3 +635,74 @@ fn never_reading_ping_flooders_are_closed_and_their_slots_come_back() {
     });
     drop(held);
 }
+
+#[test]
+fn everything_sent_before_a_fin_is_stored_however_far_behind_the_writer_was() {
+    use diesel::{sql_query, Connection, RunQueryDsl};
+    const CLIENTS: usize = 5;
+    const MESSAGES: usize = 500;
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            // A tiny write queue: sessions are held back almost at once.
+            ("WS_MAX_PAYLOAD", "1024"),
+            ("WRITE_QUEUE_MAX_BYTES", "4096"),
+            ("WS_MAX_BYTES_PER_S", "0"),
+            ("DB_SAVE_LATENCY_MS", "20"),
+        ],
+    );
+    // The writer cannot store anything while the messages table is locked.
+    let url = db.url.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let locker = std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        conn.transaction(|c| {
+            sql_query("LOCK TABLE tetcore_logs IN ACCESS EXCLUSIVE MODE").execute(c)?;
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(4));
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    });
+    locked_rx.recv().unwrap();
+    // Each client sends about 45 KB, which holds its session back; then, while it is held,
+    // 30 KB more (less than actix-http reads ahead on its own) and FIN; then it waits for the
+    // server to close.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let url = app.url("/");
+            std::thread::spawn(move || {
+                let mut node = FakeNode::connect(&url);
+                for i in 0..MESSAGES {
+                    if i == 300 {
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    node.binary(&format!(
+                        r#"{{"id":1,"payload":{{"msg":"system.interval","node":{n},"i":{i},"pad":"{}"}},"ts":"t"}}"#,
+                        "x".repeat(80)
+                    ));
+                }
+                node.ws
+                    .get_mut()
+                    .shutdown(std::net::Shutdown::Write)
+                    .unwrap();
+                node.read_until_eof(Duration::from_secs(60));
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    locker.join().unwrap();
+    let sent = (CLIENTS * MESSAGES) as u64;
+    wait_for(
+        "everything sent to be stored",
+        Duration::from_secs(30),
+        || app.stored() >= sent,
+    );
+    assert_eq!(app.stored(), sent);
+    app.assert_ledger_balances();
+    assert_eq!(app.closed("client"), CLIENTS as u64);
+    assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), sent as i64);
+}
