@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, ProtocolError, Session};
+use actix_ws::{CloseCode, Item, Message, MessageStream, ProtocolError, Session};
 use chrono::{DateTime, Utc};
 use futures_util::future::{select, Either};
 use futures_util::FutureExt;
@@ -51,7 +51,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// At most this many messages go to the writer in one actor message.
 const SEND_BATCH: u64 = 64;
 
-type Carried = Option<Option<Result<AggregatedMessage, ProtocolError>>>;
+type Carried = Option<Option<Result<Message, ProtocolError>>>;
 
 /// The limits and timings of telemetry sockets, from the configuration.
 #[derive(Clone, Debug)]
@@ -145,10 +145,7 @@ fn upgrade(
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let max_payload = state.settings.max_payload;
-    let stream = stream
-        .max_frame_size(max_payload)
-        .aggregate_continuations()
-        .max_continuation_size(max_payload);
+    let stream = stream.max_frame_size(max_payload);
     let rate = RateMeter::new(state.settings.max_bytes_per_s, state.settings.rate_window);
     let connection = Connection {
         state: state.into_inner(),
@@ -163,6 +160,7 @@ fn upgrade(
         rate,
         pending: Vec::new(),
         pending_messages: 0,
+        partial: None,
     };
     actix_web::rt::spawn(connection.run(session, stream));
     Ok(response)
@@ -187,10 +185,12 @@ struct Connection {
     /// Events of frames read but not yet handed to the writer, and how many messages they hold.
     pending: Vec<Event>,
     pending_messages: u64,
+    /// A message arriving in fragments, and the write budget its bytes hold so far.
+    partial: Option<(Vec<u8>, u32)>,
 }
 
 impl Connection {
-    async fn run(mut self, mut session: Session, mut stream: AggregatedMessageStream) {
+    async fn run(mut self, mut session: Session, mut stream: MessageStream) {
         let mode = mode_label(self.audit);
         let metrics = self.state.metrics.clone();
         metrics.connections_open.with_label_values(&[mode]).inc();
@@ -247,13 +247,11 @@ impl Connection {
                 None => break fatal.unwrap_or(CloseReason::Client),
                 Some(Ok(message)) => {
                     match message {
-                        AggregatedMessage::Text(text) => {
+                        Message::Text(text) => {
                             carried = self.frames(text.as_bytes(), &mut stream).await
                         }
-                        AggregatedMessage::Binary(bytes) => {
-                            carried = self.frames(&bytes, &mut stream).await
-                        }
-                        AggregatedMessage::Ping(bytes) => {
+                        Message::Binary(bytes) => carried = self.frames(&bytes, &mut stream).await,
+                        Message::Ping(bytes) => {
                             // Nodes never ping; browsers and tools may. Control frames count
                             // toward the byte rate like any other.
                             self.rate.add(bytes.len() + CONTROL_HEADER);
@@ -268,10 +266,19 @@ impl Connection {
                                 }
                             }
                         }
-                        AggregatedMessage::Pong(bytes) => {
-                            self.rate.add(bytes.len() + CONTROL_HEADER)
-                        }
-                        AggregatedMessage::Close(_) => break fatal.unwrap_or(CloseReason::Client),
+                        Message::Pong(bytes) => self.rate.add(bytes.len() + CONTROL_HEADER),
+                        Message::Close(_) => break fatal.unwrap_or(CloseReason::Client),
+                        Message::Continuation(item) => match self.fragment(item).await {
+                            Ok(Some(whole)) => carried = self.frames(&whole, &mut stream).await,
+                            Ok(None) => {}
+                            Err(reason) => {
+                                self.unreadable(dropped_as(reason));
+                                if fatal.is_none() {
+                                    fatal = Some(reason);
+                                }
+                            }
+                        },
+                        Message::Nop => {}
                     }
                     // After the frame is handled: time spent waiting for the write budget is
                     // ours, not the node's silence.
@@ -323,6 +330,11 @@ impl Connection {
                 .await;
         }
         drop(stream);
+        if self.partial.is_some() {
+            // A message whose last fragment never came.
+            self.discard_partial();
+            self.unreadable(DropReason::Protocol);
+        }
         if let Some(gate) = &self.eof {
             gate.disarm();
         }
@@ -339,6 +351,57 @@ impl Connection {
         self.end_sessions().await;
     }
 
+    /// One fragment of a message sent in several. Its bytes are kept, taking their size from
+    /// the write budget like queued messages (so messages being assembled count toward
+    /// `WRITE_QUEUE_MAX_BYTES`), until the last fragment completes the message: it is returned
+    /// and the budget given back (the message takes its own once parsed). A fragment out of
+    /// order is a protocol error; a message above `WS_MAX_PAYLOAD` is oversize.
+    async fn fragment(&mut self, item: Item) -> Result<Option<Vec<u8>>, CloseReason> {
+        let (first, bytes, last) = match item {
+            Item::FirstText(b) | Item::FirstBinary(b) => (true, b, false),
+            Item::Continue(b) => (false, b, false),
+            Item::Last(b) => (false, b, true),
+        };
+        if first == self.partial.is_some() {
+            self.discard_partial();
+            return Err(CloseReason::Protocol);
+        }
+        let held = self.partial.as_ref().map_or(0, |(data, _)| data.len());
+        if held + bytes.len() > self.state.settings.max_payload {
+            self.discard_partial();
+            return Err(CloseReason::Oversize);
+        }
+        // The configuration keeps WS_MAX_PAYLOAD below 4 GiB.
+        let cost = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        if !self.take_budget(cost).await {
+            self.discard_partial();
+            return Err(CloseReason::Shutdown);
+        }
+        self.state.metrics.bytes_queued.add(i64::from(cost));
+        let (data, held_cost) = self.partial.get_or_insert_with(|| (Vec::new(), 0));
+        data.extend_from_slice(&bytes);
+        *held_cost += cost;
+        if !last {
+            return Ok(None);
+        }
+        Ok(self.partial.take().map(|(data, cost)| {
+            self.give_back(cost);
+            data
+        }))
+    }
+
+    /// Drops a message whose fragments will not be completed, giving its budget back.
+    fn discard_partial(&mut self) {
+        if let Some((_, cost)) = self.partial.take() {
+            self.give_back(cost);
+        }
+    }
+
+    fn give_back(&self, cost: u32) {
+        self.state.metrics.bytes_queued.sub(i64::from(cost));
+        self.state.budget.add_permits(cost as usize);
+    }
+
     /// A frame that never became a message.
     fn unreadable(&self, reason: DropReason) {
         let m = &self.state.metrics;
@@ -350,16 +413,14 @@ impl Connection {
     /// A data frame, and the data frames the codec has already decoded behind it (they arrived
     /// in the same read, so they share its receive time): their events go to the writer in one
     /// message. Returns the first item that is not a data frame, for the caller to handle.
-    async fn frames(&mut self, first: &[u8], stream: &mut AggregatedMessageStream) -> Carried {
+    async fn frames(&mut self, first: &[u8], stream: &mut MessageStream) -> Carried {
         let at = Utc::now();
         self.frame(first, at).await;
         let mut carried = None;
         while self.pending_messages < SEND_BATCH {
             match stream.recv().now_or_never() {
-                Some(Some(Ok(AggregatedMessage::Text(text)))) => {
-                    self.frame(text.as_bytes(), at).await
-                }
-                Some(Some(Ok(AggregatedMessage::Binary(bytes)))) => self.frame(&bytes, at).await,
+                Some(Some(Ok(Message::Text(text)))) => self.frame(text.as_bytes(), at).await,
+                Some(Some(Ok(Message::Binary(bytes)))) => self.frame(&bytes, at).await,
                 Some(other) => {
                     carried = Some(other);
                     break;
@@ -544,7 +605,7 @@ impl RateMeter {
 }
 
 enum Next {
-    Item(Option<Result<AggregatedMessage, ProtocolError>>),
+    Item(Option<Result<Message, ProtocolError>>),
     /// Nothing arrived within the wait.
     Idle,
     Shutdown,
@@ -553,7 +614,7 @@ enum Next {
 /// The next frame, or `Idle` after `wait`, or `Shutdown` as soon as the service stops. When
 /// nothing is left to take, a held-back end of input is let through (`socket`).
 async fn next(
-    stream: &mut AggregatedMessageStream,
+    stream: &mut MessageStream,
     wait: Duration,
     shutdown: &mut watch::Receiver<bool>,
     eof: Option<&EofGate>,
@@ -578,6 +639,15 @@ async fn next(
     }
 }
 
+/// How a message that ended a connection is counted.
+fn dropped_as(reason: CloseReason) -> DropReason {
+    match reason {
+        CloseReason::Oversize => DropReason::Oversize,
+        CloseReason::Shutdown => DropReason::WriterGone,
+        _ => DropReason::Protocol,
+    }
+}
+
 enum FrameError {
     /// Above `WS_MAX_PAYLOAD` (one frame, or continuations together).
     Oversize,
@@ -594,9 +664,6 @@ fn classify(error: &ProtocolError) -> FrameError {
         ProtocolError::Overflow => FrameError::Oversize,
         ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             FrameError::NotUtf8
-        }
-        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
-            FrameError::Oversize
         }
         ProtocolError::Io(_) => FrameError::Gone,
         _ => FrameError::Protocol,

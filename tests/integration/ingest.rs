@@ -706,3 +706,46 @@ fn everything_sent_before_a_fin_is_stored_however_far_behind_the_writer_was() {
     assert_eq!(app.closed("client"), CLIENTS as u64);
     assert_eq!(db.count("SELECT count(*) FROM tetcore_logs"), sent as i64);
 }
+
+#[test]
+fn a_message_being_assembled_from_fragments_holds_write_budget() {
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[("WS_MAX_PAYLOAD", "65536"), ("DB_SAVE_LATENCY_MS", "20")],
+    );
+    let queued = || app.metrics.bytes_queued.get();
+    let mut node = FakeNode::connect(&app.url("/"));
+    let text = format!(
+        r#"{{"msg":"system.interval","pad":"{}"}}"#,
+        "x".repeat(30_000)
+    );
+    let (head, rest) = text.as_bytes().split_at(20_000);
+    let (middle, tail) = rest.split_at(5_000);
+    node.raw_frame(0x2, false, head);
+    node.raw_frame(0x0, false, middle);
+    wait_for(
+        "the fragments to take budget",
+        Duration::from_secs(10),
+        || queued() == 25_000,
+    );
+    node.raw_frame(0x0, true, tail);
+    wait_for("the whole message stored", Duration::from_secs(10), || {
+        app.stored() == 1
+    });
+    assert_eq!(queued(), 0, "the budget is given back");
+    // A message whose last fragment never comes: its budget comes back and it is counted.
+    node.raw_frame(0x2, false, head);
+    wait_for(
+        "the fragment to take budget",
+        Duration::from_secs(10),
+        || queued() == 20_000,
+    );
+    drop(node);
+    wait_for("the connection to end", Duration::from_secs(10), || {
+        app.closed("client") == 1
+    });
+    assert_eq!(queued(), 0);
+    assert_eq!(app.dropped("protocol_error"), 1);
+    app.assert_ledger_balances();
+}
