@@ -10,9 +10,10 @@
 //! - `access`: who may connect and write (client address behind proxies, allow-list, caps,
 //!   blocks, the write token, CORS).
 //! - `metrics`: the Prometheus registry and the bounded label sets.
-//! - `ingest`: WebSocket sessions, wire types and the parser.
-//! - `actors`: the DB writer, the purge (retention) and the cache (latest node state).
-//! - `db`: pool, embedded migrations, schema and queries.
+//! - `ingest`: WebSocket sessions, wire types, the parser, and the TCP stream under them.
+//! - `actors`: the DB writer, the purge (retention), the cache (latest node state) and this
+//!   instance's heartbeat.
+//! - `db`: pool, embedded migrations, schema, queries, and the writer's own connection.
 //! - `api`: the route table, `/metrics`, the health probes and the JSON query API (`params`
 //!   → query → views; one `ApiError` shape; `/openapi.json`).
 //!
