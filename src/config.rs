@@ -242,8 +242,22 @@ impl Config {
             ));
         }
         // The writer's driver reads the URL too; what it cannot read must stop the start.
-        if let Err(e) = database_url.parse::<tokio_postgres::Config>() {
-            return Err(invalid("DATABASE_URL", format!("cannot be read: {e}")));
+        match database_url.parse::<tokio_postgres::Config>() {
+            Err(e) => return Err(invalid("DATABASE_URL", format!("cannot be read: {e}"))),
+            Ok(c)
+                if !matches!(
+                    c.get_ssl_mode(),
+                    tokio_postgres::config::SslMode::Disable
+                        | tokio_postgres::config::SslMode::Prefer
+                ) =>
+            {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "asks for TLS (sslmode=require), which the writer does not speak: use a local \
+                     socket, a private network or a TLS-terminating proxy",
+                ))
+            }
+            Ok(_) => {}
         }
         let secs = Duration::from_secs;
         let num_threads = r.at_least("NUM_THREADS", num_cpus::get() * THREADS_PER_CPU, 1)?;
@@ -529,6 +543,14 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "WRITE_QUEUE_MAX_BYTES");
+    }
+
+    #[test]
+    fn a_database_url_asking_for_tls_is_refused() {
+        let e = config(&[("DATABASE_URL", "postgres://u@h/db?sslmode=require")]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        assert!(e.problem.contains("TLS"), "{}", e.problem);
+        assert!(config(&[("DATABASE_URL", "postgres://u@h/db?sslmode=prefer")]).is_ok());
     }
 
     #[test]

@@ -399,8 +399,10 @@ impl Store {
                 message: "no connection".into(),
             });
         };
-        if let Some((written, new_ids)) = batch.committing.take() {
-            if db.committed(self.instance, batch.number).await? {
+        // Kept until the answer is known: if asking fails, the next attempt asks again.
+        if batch.committing.is_some() {
+            let committed = db.committed(self.instance, batch.number).await?;
+            if let Some((written, new_ids)) = batch.committing.take().filter(|_| committed) {
                 log::info!(
                     "batch found committed after its COMMIT answer was lost: batch={} rows={}",
                     batch.number,
