@@ -176,6 +176,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(access::http::cors))
                 .wrap(actix_web::middleware::from_fn(api::observe))
+                .wrap(actix_web::middleware::from_fn(api::head_as_get))
                 .app_data(token.clone())
                 .app_data(cors.clone())
                 .app_data(ingest.clone())

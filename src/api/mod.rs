@@ -64,6 +64,18 @@ where
     }
 }
 
+/// HEAD is answered wherever GET is: the request goes through as a GET, and actix-http, which
+/// saw the HEAD on the wire, sends the answer's head without its body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    next.call(req).await
+}
+
 /// Counts every request by route pattern and status, with its latency.
 pub async fn observe(
     req: ServiceRequest,

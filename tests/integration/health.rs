@@ -66,3 +66,40 @@ fn readyz_is_503_when_the_write_queue_is_saturated() {
     assert!(body.contains("write queue saturated"), "{body}");
     assert!(body.contains(r#""database":"down: "#), "{body}");
 }
+
+#[test]
+fn head_is_answered_wherever_get_is_without_a_body() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    for path in [
+        "/healthz",
+        "/nodes",
+        "/metrics",
+        "/openapi.json",
+        "/dashboard/",
+    ] {
+        let get = crate::common::raw_request(
+            app.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close"),
+            b"",
+        );
+        let head = crate::common::raw_request(
+            app.addr,
+            &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close"),
+            b"",
+        );
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(head.body, "", "{path}: no body");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+    }
+    let head = crate::common::raw_request(
+        app.addr,
+        "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close",
+        b"",
+    );
+    assert_eq!(head.status, 307, "a plain HEAD / goes to the dashboard too");
+}
