@@ -1,5 +1,5 @@
 # tetcore-analytics: build with the Rust toolchain image, run on slim Debian as a non-root user.
-# Migrations are embedded in the binary; static files are copied to ASSETS_PATH.
+# Migrations and the dashboard's files are built into the binary: it needs nothing beside it.
 #   docker build -t tetcore-analytics .
 
 FROM rust:1-slim-trixie AS build
@@ -13,6 +13,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY tests ./tests
 COPY migrations ./migrations
+COPY static ./static
 COPY telemetry_messages.json README.md .env.example ./
 RUN cargo build --release --locked --bin tetcore-analytics
 
@@ -23,9 +24,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin tetcore
 COPY --from=build /src/target/release/tetcore-analytics /usr/local/bin/tetcore-analytics
-COPY static /srv/tetcore-analytics/static
-ENV ASSETS_PATH=/srv/tetcore-analytics/static \
-    LISTEN_ADDR=0.0.0.0 \
+ENV LISTEN_ADDR=0.0.0.0 \
     PORT=8080 \
     RUST_LOG=info
 USER 10001

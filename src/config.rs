@@ -30,7 +30,7 @@
 //! | `INSTANCE_HEARTBEAT_S`     | `5`                | seconds between this instance's heartbeats in `tetcore_instances` |
 //! | `INSTANCE_DEAD_AFTER_S`    | `30`               | an instance whose heartbeat is older is ended, with its sessions, by another |
 //! | `API_MAX_BODY_BYTES`       | `65536`            | largest request body the JSON API takes (413 beyond) |
-//! | `ASSETS_PATH`              | `./static`         | directory of the static files |
+//! | `ASSETS_PATH`              | (built in)         | serve the dashboard from this directory instead of the files built into the binary |
 //! | `TRUSTED_PROXIES`          | (none)             | CIDRs of proxies whose forwarding header names the client |
 //! | `TRUSTED_PROXY_HEADER`     | `auto`             | header those proxies set: `x-forwarded-for`, `forwarded`, or `auto` (the first, else the second) |
 //! | `ALLOWED_NODE_IPS`         | (everyone)         | CIDRs that may open telemetry sockets; others get 403 |
@@ -76,7 +76,6 @@ pub const DEFAULT_DB_WRITE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_INSTANCE_HEARTBEAT_S: u64 = 5;
 pub const DEFAULT_INSTANCE_DEAD_AFTER_S: u64 = 30;
 pub const DEFAULT_API_MAX_BODY_BYTES: usize = 64 * 1024;
-pub const DEFAULT_ASSETS_PATH: &str = "./static";
 pub const DEFAULT_WS_MAX_IDS_PER_CONNECTION: usize = 20;
 pub const DEFAULT_WS_MAX_BYTES_PER_S: u64 = 256 * 1024;
 pub const DEFAULT_WS_RATE_WINDOW_S: u64 = 10;
@@ -147,7 +146,8 @@ pub struct Config {
     pub instance_heartbeat: Duration,
     pub instance_dead_after: Duration,
     pub api_max_body_bytes: usize,
-    pub assets_path: PathBuf,
+    /// `None`: the dashboard files built into the binary.
+    pub assets_path: Option<PathBuf>,
     pub trusted_proxies: CidrList,
     pub trusted_proxy_header: ProxyHeader,
     pub allowed_node_ips: CidrList,
@@ -338,10 +338,7 @@ impl Config {
                 1,
             )?),
             api_max_body_bytes: r.at_least("API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, 1)?,
-            assets_path: PathBuf::from(
-                r.raw("ASSETS_PATH")
-                    .unwrap_or_else(|| DEFAULT_ASSETS_PATH.to_owned()),
-            ),
+            assets_path: r.raw("ASSETS_PATH").map(PathBuf::from),
             trusted_proxies: r.parse("TRUSTED_PROXIES", CidrList::default())?,
             trusted_proxy_header: r.parse("TRUSTED_PROXY_HEADER", ProxyHeader::Auto)?,
             allowed_node_ips: r.parse("ALLOWED_NODE_IPS", CidrList::default())?,
@@ -463,7 +460,7 @@ mod tests {
         assert_eq!(c.db_write_timeout, Duration::from_secs(10));
         assert_eq!(c.instance_heartbeat, Duration::from_secs(5));
         assert_eq!(c.instance_dead_after, Duration::from_secs(30));
-        assert_eq!(c.assets_path, PathBuf::from("./static"));
+        assert_eq!(c.assets_path, None);
         assert!(c.trusted_proxies.is_empty() && c.allowed_node_ips.is_empty());
         assert_eq!(c.trusted_proxy_header, ProxyHeader::Auto);
         assert_eq!(c.ws_max_ids_per_connection, 20);

@@ -186,7 +186,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
                 .app_data(web::Data::new(cache.clone()))
                 .app_data(web::Data::new(body_limit))
                 .configure(api::config)
-                .configure(|cfg| api::dashboard::config(cfg, &assets));
+                .configure(|cfg| api::dashboard::config(cfg, assets.as_deref()));
             http_service(app, local)
         })?
         .run();

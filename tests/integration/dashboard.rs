@@ -70,13 +70,59 @@ fn a_plain_get_of_root_goes_to_the_dashboard_and_nodes_still_upgrade() {
 }
 
 #[test]
+fn the_built_in_files_are_served_with_types_and_etags_and_assets_path_replaces_them() {
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    let get = |path: &str, extra: &str| {
+        raw_request(
+            app.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close{extra}"),
+            b"",
+        )
+    };
+    for (path, file, kind) in [
+        ("/dashboard/", "index.html", "text/html"),
+        ("/dashboard/app.js", "app.js", "text/javascript"),
+        ("/dashboard/style.css", "style.css", "text/css"),
+        ("/dashboard/favicon.svg", "favicon.svg", "image/svg+xml"),
+        ("/dashboard/node/12D3KooWX", "index.html", "text/html"),
+    ] {
+        let r = get(path, "");
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(r.header("content-security-policy").is_some(), "{path}");
+        let on_disk =
+            std::fs::read_to_string(format!("{}/static/{file}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        assert_eq!(r.body, on_disk, "{path} is the file built in");
+        let etag = r.header("etag").expect("an ETag").to_owned();
+        let again = get(path, &format!("\r\nIf-None-Match: {etag}"));
+        assert_eq!((again.status, again.body.as_str()), (304, ""), "{path}");
+    }
+    // ASSETS_PATH serves a directory of one's own instead.
+    let dir = std::env::temp_dir().join(format!("tetcore-assets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<p>our own page</p>").unwrap();
+    let own = TestApp::start(&db, &[("ASSETS_PATH", dir.to_str().unwrap())]);
+    let r = raw_request(
+        own.addr,
+        "GET /dashboard/ HTTP/1.1\r\nHost: x\r\nConnection: close",
+        b"",
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "<p>our own page</p>"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_dashboard_shows_the_fleet_a_node_and_benchmarks_in_chromium() {
     let db = TestDb::new();
-    let static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+    // The files built into the binary.
     let app = TestApp::start(
         &db,
         &[
-            ("ASSETS_PATH", static_dir),
             ("CACHE_UPDATE_INTERVAL_MS", "200"),
             ("DB_SAVE_LATENCY_MS", "20"),
         ],

@@ -176,6 +176,19 @@ fn sigterm_writes_every_message_held_in_memory_and_exits_0() {
 }
 
 #[test]
+fn the_binary_run_from_the_root_directory_serves_the_dashboard() {
+    let db = TestDb::new();
+    let service = Process::start_with(&db.url, &[], |command| {
+        command.current_dir("/");
+    });
+    let (status, body) = http_get(service.addr, "/dashboard/");
+    assert_eq!(status, 200);
+    assert!(body.contains("<main id=\"view\""), "{body}");
+    let (status, _) = http_get(service.addr, "/dashboard/app.js");
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn the_sessions_of_a_killed_instance_are_ended_by_another_within_the_configured_time() {
     let db = TestDb::new();
     let timing = [
