@@ -4,45 +4,8 @@
 //! environment wins) and the result is passed explicitly to whatever needs it. A value that
 //! does not parse, or a combination that cannot work, is an error naming the variable.
 //!
-//! | variable                   | default            | meaning |
-//! |----------------------------|--------------------|---------|
-//! | `DATABASE_URL`             | (required)         | PostgreSQL URL, e.g. `postgres://postgres@127.0.0.1:5432/tetcore` |
-//! | `LISTEN_ADDR`              | `0.0.0.0`          | address the HTTP/WebSocket server binds |
-//! | `PORT`                     | `8080`             | port the HTTP/WebSocket server binds (0 = any free port) |
-//! | `HEARTBEAT_INTERVAL`       | `5`                | seconds between pings to each node, and between liveness checks |
-//! | `CLIENT_TIMEOUT_S`         | `10`               | close a socket when no frame of any kind arrived for this long |
-//! | `PURGE_INTERVAL_S`         | `600`              | seconds between retention passes |
-//! | `LOG_EXPIRY_H`             | `280320`           | hours non-audit messages are kept (0 = purge everything received so far) |
-//! | `MAX_PENDING_CONNECTIONS`  | `8192`             | listen backlog |
-//! | `WS_MAX_PAYLOAD`           | `524288`           | largest message in bytes; a larger frame closes the socket with 1009 |
-//! | `NUM_THREADS`              | CPUs × 3           | HTTP worker threads |
-//! | `DB_POOL_SIZE`             | `NUM_THREADS`      | PostgreSQL connections in the pool |
-//! | `DB_BATCH_SIZE`            | `1024`             | write a batch when this many messages wait |
-//! | `DB_SAVE_LATENCY_MS`       | `100`              | ... or when the oldest waiting message is this old |
-//! | `WRITE_QUEUE_MAX_BYTES`    | `67108864`         | bytes of messages waiting for the database; when full, sockets stop being read |
-//! | `CACHE_UPDATE_TIMEOUT_S`   | `15`               | a cache refresh slower than this is logged |
-//! | `CACHE_UPDATE_INTERVAL_MS` | `1000`             | time between cache refreshes |
-//! | `CACHE_EXPIRY_S`           | `3600`             | cache entries untouched this long are dropped |
-//! | `SHUTDOWN_TIMEOUT_S`       | `10`               | on SIGTERM/SIGINT, time to flush what was received before exiting |
-//! | `QUERY_TIMEOUT_MS`         | `5000`             | statement timeout of the query pool (API, probes, cache) |
-//! | `DB_CONNECT_TIMEOUT_S`     | `5`                | a connection to PostgreSQL not made within this is abandoned |
-//! | `DB_WRITE_TIMEOUT_MS`      | `10000`            | any one statement of the writer (the COPY included); past it the connection is abandoned and the batch retried |
-//! | `INSTANCE_HEARTBEAT_S`     | `5`                | seconds between this instance's heartbeats in `tetcore_instances` |
-//! | `INSTANCE_DEAD_AFTER_S`    | `30`               | an instance whose heartbeat is older is ended, with its sessions, by another |
-//! | `API_MAX_BODY_BYTES`       | `65536`            | largest request body the JSON API takes (413 beyond) |
-//! | `ASSETS_PATH`              | (built in)         | serve the dashboard from this directory instead of the files built into the binary |
-//! | `TRUSTED_PROXIES`          | (none)             | CIDRs of proxies whose forwarding header names the client |
-//! | `TRUSTED_PROXY_HEADER`     | `auto`             | header those proxies set: `x-forwarded-for`, `forwarded`, or `auto` (the first, else the second) |
-//! | `ALLOWED_NODE_IPS`         | (everyone)         | CIDRs that may open telemetry sockets; others get 403 |
-//! | `WS_MAX_IDS_PER_CONNECTION`| `20`               | node ids one socket may carry; messages for more are dropped |
-//! | `WS_MAX_BYTES_PER_S`       | `262144`           | bytes/s one socket may send, averaged over `WS_RATE_WINDOW_S` (0 = no limit) |
-//! | `WS_RATE_WINDOW_S`         | `10`               | the window of that average |
-//! | `WS_BLOCK_S`               | `600`              | how long an address that went over the rate is refused |
-//! | `WS_MAX_CONNECTIONS_PER_ADDRESS` | `256`        | open sockets per client address (IPv6: per /64); 503 beyond (0 = no cap) |
-//! | `WS_MAX_CONNECTIONS`       | `20000`            | open sockets in all; 503 beyond (0 = no cap) |
-//! | `API_TOKEN`                | (none: open)       | bearer token for `POST /host_systems`, `POST /benchmarks`, `/stats/db` |
-//! | `CORS_ALLOWED_ORIGINS`     | (none)             | origins whose pages may call the API (`*` = any) |
-//! | `RUST_LOG`                 | `info`             | log filter (env_logger syntax), read by the logger |
+//! The settings, their defaults and meanings are `SETTINGS`, which `--help` prints and the
+//! README's table repeats (a test keeps them equal).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -83,41 +46,259 @@ pub const DEFAULT_WS_BLOCK_S: u64 = 600;
 pub const DEFAULT_WS_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 pub const DEFAULT_WS_MAX_CONNECTIONS: usize = 20_000;
 
-/// Every variable `Config` reads, in the order of the table above (the README lists the same).
-pub const VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "LISTEN_ADDR",
-    "PORT",
-    "HEARTBEAT_INTERVAL",
-    "CLIENT_TIMEOUT_S",
-    "PURGE_INTERVAL_S",
-    "LOG_EXPIRY_H",
-    "MAX_PENDING_CONNECTIONS",
-    "WS_MAX_PAYLOAD",
-    "NUM_THREADS",
-    "DB_POOL_SIZE",
-    "DB_BATCH_SIZE",
-    "DB_SAVE_LATENCY_MS",
-    "WRITE_QUEUE_MAX_BYTES",
-    "CACHE_UPDATE_TIMEOUT_S",
-    "CACHE_UPDATE_INTERVAL_MS",
-    "CACHE_EXPIRY_S",
-    "SHUTDOWN_TIMEOUT_S",
-    "QUERY_TIMEOUT_MS",
-    "API_MAX_BODY_BYTES",
-    "ASSETS_PATH",
-    "TRUSTED_PROXIES",
-    "TRUSTED_PROXY_HEADER",
-    "ALLOWED_NODE_IPS",
-    "WS_MAX_IDS_PER_CONNECTION",
-    "WS_MAX_BYTES_PER_S",
-    "WS_RATE_WINDOW_S",
-    "WS_BLOCK_S",
-    "WS_MAX_CONNECTIONS_PER_ADDRESS",
-    "WS_MAX_CONNECTIONS",
-    "API_TOKEN",
-    "CORS_ALLOWED_ORIGINS",
-    "RUST_LOG",
+/// What the command line asks for: settings come from the environment, so the only arguments
+/// are `--help` and `--version`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Run,
+    Help,
+    Version,
+}
+
+impl Invocation {
+    /// Reads the arguments (without the program's name); an unknown one is an error naming it.
+    pub fn from_args(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Invocation, String> {
+        let args: Vec<_> = args.into_iter().collect();
+        match args.as_slice() {
+            [] => Ok(Invocation::Run),
+            [one] if one == "--help" || one == "-h" => Ok(Invocation::Help),
+            [one] if one == "--version" || one == "-V" => Ok(Invocation::Version),
+            _ => {
+                let unknown = args
+                    .iter()
+                    .find(|a| !["--help", "-h", "--version", "-V"].iter().any(|k| a == k))
+                    .or(args.get(1))
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Err(format!(
+                    "unexpected argument {unknown:?}: settings come from the environment (see --help)"
+                ))
+            }
+        }
+    }
+}
+
+/// What `--help` prints: the usage, and every setting with its default and meaning.
+pub fn help() -> String {
+    let plain = |text: &str| text.replace('`', "");
+    let mut out = format!(
+        "tetcore-analytics {}: {}\n\n\
+         Usage: tetcore-analytics [--help | --version]\n\n\
+         Every setting is read from the environment, or from a .env file in the working\n\
+         directory (the environment wins). A value that does not parse stops the start with a\n\
+         message naming it.\n\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_DESCRIPTION")
+    );
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "  {}  (default: {})\n      {}\n",
+            s.name,
+            plain(s.default),
+            plain(s.meaning)
+        ));
+    }
+    out
+}
+
+/// One setting: its variable, its default and what it means (Markdown, as in the README).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting `Config` reads, its default and its meaning, as the README's table shows them
+/// (a test keeps the two equal) and `--help` prints them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "DATABASE_URL",
+        default: "(required; `scripts/run` provides one)",
+        meaning: "PostgreSQL URL, `postgres://user@host:port/db`",
+    },
+    Setting {
+        name: "LISTEN_ADDR",
+        default: "`0.0.0.0`",
+        meaning: "address to listen on",
+    },
+    Setting {
+        name: "PORT",
+        default: "`8080`",
+        meaning: "port to listen on",
+    },
+    Setting {
+        name: "HEARTBEAT_INTERVAL",
+        default: "`5`",
+        meaning: "seconds between pings to each node and between liveness checks",
+    },
+    Setting {
+        name: "CLIENT_TIMEOUT_S",
+        default: "`10`",
+        meaning: "a socket on which no frame of any kind arrived for this long is closed (at least `HEARTBEAT_INTERVAL`)",
+    },
+    Setting {
+        name: "PURGE_INTERVAL_S",
+        default: "`600`",
+        meaning: "seconds between retention passes",
+    },
+    Setting {
+        name: "LOG_EXPIRY_H",
+        default: "`280320`",
+        meaning: "hours non-audit messages are kept (`0`: purge all received so far)",
+    },
+    Setting {
+        name: "MAX_PENDING_CONNECTIONS",
+        default: "`8192`",
+        meaning: "listen backlog",
+    },
+    Setting {
+        name: "WS_MAX_PAYLOAD",
+        default: "`524288`",
+        meaning: "largest message in bytes (one frame, or fragments together); larger closes the socket with 1009",
+    },
+    Setting {
+        name: "NUM_THREADS",
+        default: "CPUs × 3",
+        meaning: "HTTP worker threads",
+    },
+    Setting {
+        name: "DB_POOL_SIZE",
+        default: "`NUM_THREADS`",
+        meaning: "PostgreSQL connections",
+    },
+    Setting {
+        name: "DB_BATCH_SIZE",
+        default: "`1024`",
+        meaning: "messages per batch: a batch is written when this many wait...",
+    },
+    Setting {
+        name: "DB_SAVE_LATENCY_MS",
+        default: "`100`",
+        meaning: "...or when the oldest waiting one is this old",
+    },
+    Setting {
+        name: "WRITE_QUEUE_MAX_BYTES",
+        default: "`67108864`",
+        meaning: "bytes of messages that may wait for the database; when full, sockets are not read until it drains (at least 2 × `WS_MAX_PAYLOAD`)",
+    },
+    Setting {
+        name: "CACHE_UPDATE_TIMEOUT_S",
+        default: "`15`",
+        meaning: "a cache refresh slower than this is logged",
+    },
+    Setting {
+        name: "CACHE_UPDATE_INTERVAL_MS",
+        default: "`1000`",
+        meaning: "time between cache refreshes",
+    },
+    Setting {
+        name: "CACHE_EXPIRY_S",
+        default: "`3600`",
+        meaning: "cache entries untouched this long are dropped",
+    },
+    Setting {
+        name: "SHUTDOWN_TIMEOUT_S",
+        default: "`10`",
+        meaning: "on SIGTERM/SIGINT: time for open sockets to finish, then again to write what was received",
+    },
+    Setting {
+        name: "QUERY_TIMEOUT_MS",
+        default: "`5000`",
+        meaning: "statement timeout of the query pool (API, probes, cache refresh), which is apart from ingest's connection",
+    },
+    Setting {
+        name: "DB_CONNECT_TIMEOUT_S",
+        default: "`5`",
+        meaning: "a connection to PostgreSQL (writer, pool, purge) not made within this is abandoned and retried",
+    },
+    Setting {
+        name: "DB_WRITE_TIMEOUT_MS",
+        default: "`10000`",
+        meaning: "deadline of each statement of the writer, the COPY included (client side, and the session's `statement_timeout`, overriding the role's); past it the connection is abandoned and the batch retried whole",
+    },
+    Setting {
+        name: "INSTANCE_HEARTBEAT_S",
+        default: "`5`",
+        meaning: "seconds between this instance's heartbeats in `tetcore_instances`",
+    },
+    Setting {
+        name: "INSTANCE_DEAD_AFTER_S",
+        default: "`30`",
+        meaning: "an instance whose heartbeat is older than this (at least 3 heartbeats) is ended, with the sessions it held, by another instance",
+    },
+    Setting {
+        name: "API_MAX_BODY_BYTES",
+        default: "`65536`",
+        meaning: "largest request body the JSON API takes; larger is a 413",
+    },
+    Setting {
+        name: "ASSETS_PATH",
+        default: "(built in)",
+        meaning: "serve the dashboard from this directory instead of the files built into the binary (to change the page)",
+    },
+    Setting {
+        name: "TRUSTED_PROXIES",
+        default: "(none)",
+        meaning: "CIDRs of proxies in front of us; only from them is the forwarding header read (see Security)",
+    },
+    Setting {
+        name: "TRUSTED_PROXY_HEADER",
+        default: "`auto`",
+        meaning: "the header those proxies set: `x-forwarded-for`, `forwarded`, or `auto` (`X-Forwarded-For` if present, else `Forwarded`)",
+    },
+    Setting {
+        name: "ALLOWED_NODE_IPS",
+        default: "(everyone)",
+        meaning: "CIDRs that may open telemetry sockets on `/` and `/audit`; others get 403",
+    },
+    Setting {
+        name: "WS_MAX_IDS_PER_CONNECTION",
+        default: "`20`",
+        meaning: "node ids one socket may carry; messages for more are dropped (`too_many_ids`)",
+    },
+    Setting {
+        name: "WS_MAX_BYTES_PER_S",
+        default: "`262144`",
+        meaning: "bytes per second one socket may send, averaged over `WS_RATE_WINDOW_S`; beyond, it is closed (1008) and its address refused for `WS_BLOCK_S` (`0`: no limit)",
+    },
+    Setting {
+        name: "WS_RATE_WINDOW_S",
+        default: "`10`",
+        meaning: "the window of that average",
+    },
+    Setting {
+        name: "WS_BLOCK_S",
+        default: "`600`",
+        meaning: "seconds an address that went over the rate is refused (403)",
+    },
+    Setting {
+        name: "WS_MAX_CONNECTIONS_PER_ADDRESS",
+        default: "`256`",
+        meaning: "open telemetry sockets per client address (IPv6: per /64); 503 beyond (`0`: no cap)",
+    },
+    Setting {
+        name: "WS_MAX_CONNECTIONS",
+        default: "`20000`",
+        meaning: "open telemetry sockets in all; 503 beyond (`0`: no cap)",
+    },
+    Setting {
+        name: "API_TOKEN",
+        default: "(none: writes open, with a warning at start)",
+        meaning: "bearer token that `POST /host_systems`, `POST /benchmarks` and `GET /stats/db` require",
+    },
+    Setting {
+        name: "CORS_ALLOWED_ORIGINS",
+        default: "(none)",
+        meaning: "origins (`https://host[:port]`, comma-separated, or `*`) whose pages may call the API from a browser",
+    },
+    Setting {
+        name: "RUST_LOG",
+        default: "`info`",
+        meaning: "log filter, e.g. `tetcore_analytics::ingest=debug`",
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -559,15 +740,68 @@ mod tests {
     }
 
     #[test]
-    fn readme_and_env_example_list_every_variable() {
+    fn the_readme_table_and_env_example_are_the_settings() {
         let readme = include_str!("../README.md");
+        let start = readme
+            .find("| variable | default | meaning |")
+            .expect("the README's settings table");
+        let table: Vec<&str> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let settings: Vec<String> = SETTINGS
+            .iter()
+            .map(|s| format!("| `{}` | {} | {} |", s.name, s.default, s.meaning))
+            .collect();
+        assert_eq!(table, settings, "README's table = SETTINGS");
         let example = include_str!("../.env.example");
-        for var in VARIABLES {
-            assert!(readme.contains(&format!("`{var}`")), "README lacks {var}");
+        for s in SETTINGS {
             assert!(
-                example.contains(&format!("{var}=")),
-                ".env.example lacks {var}"
+                example
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{}=", s.name))),
+                ".env.example lacks {}",
+                s.name
             );
         }
+    }
+
+    #[test]
+    fn arguments_are_help_version_or_an_error_naming_them() {
+        let args = |a: &[&str]| Invocation::from_args(a.iter().map(std::ffi::OsString::from));
+        assert_eq!(args(&[]), Ok(Invocation::Run));
+        assert_eq!(args(&["--help"]), Ok(Invocation::Help));
+        assert_eq!(args(&["-h"]), Ok(Invocation::Help));
+        assert_eq!(args(&["--version"]), Ok(Invocation::Version));
+        assert!(args(&["--port=9"]).unwrap_err().contains("\"--port=9\""));
+        assert!(args(&["--help", "extra"])
+            .unwrap_err()
+            .contains("\"extra\""));
+        let help = help();
+        for s in SETTINGS {
+            assert!(help.contains(s.name), "--help lacks {}", s.name);
+        }
+        assert!(!help.contains('`'));
+    }
+
+    #[test]
+    fn every_variable_read_is_a_setting() {
+        // Reading the configuration asks only for variables the table lists.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            (name == "DATABASE_URL").then(|| "postgres://u@h/db".to_owned())
+        });
+        for name in asked.borrow().iter() {
+            assert!(
+                SETTINGS.iter().any(|s| s.name == name),
+                "{name} is read but not in SETTINGS"
+            );
+        }
+        assert!(
+            asked.borrow().len() >= SETTINGS.len() - 1,
+            "RUST_LOG aside, all are read"
+        );
     }
 }

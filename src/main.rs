@@ -1,14 +1,30 @@
-//! Start-up and shutdown: settings, logger, database, writer, server; on SIGTERM or SIGINT
-//! the server stops accepting and the writer flushes what was received.
+//! Start-up and shutdown: arguments (`--help`, `--version`), settings, logger, database, writer,
+//! server; on SIGTERM or SIGINT the server stops accepting and the writer flushes what was
+//! received.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tetcore_analytics::config::Config;
+use tetcore_analytics::config::{self, Config, Invocation};
 use tetcore_analytics::{db, drain, start};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    match Invocation::from_args(std::env::args_os().skip(1)) {
+        Ok(Invocation::Run) => {}
+        Ok(Invocation::Help) => {
+            print!("{}", config::help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("tetcore-analytics {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tetcore-analytics: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let dotenv = dotenvy::dotenv();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = dotenv {

@@ -176,6 +176,34 @@ fn sigterm_writes_every_message_held_in_memory_and_exits_0() {
 }
 
 #[test]
+fn help_and_version_answer_without_a_database_and_unknown_arguments_are_refused() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tetcore-analytics"))
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    for setting in tetcore_analytics::config::SETTINGS {
+        assert!(text.contains(setting.name), "--help lacks {}", setting.name);
+    }
+    assert!(text.contains("default: 8080"), "{text}");
+    let version = run(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        format!("tetcore-analytics {}", env!("CARGO_PKG_VERSION"))
+    );
+    let unknown = run(&["--port", "9"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let error = String::from_utf8(unknown.stderr).unwrap();
+    assert!(error.contains("\"--port\""), "{error}");
+}
+
+#[test]
 fn the_binary_run_from_the_root_directory_serves_the_dashboard() {
     let db = TestDb::new();
     let service = Process::start_with(&db.url, &[], |command| {
