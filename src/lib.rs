@@ -79,6 +79,9 @@ impl Stopper {
 /// registered as `instance` (`db::queries::instances::register`).
 pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Service> {
     let metrics = Metrics::new();
+    metrics
+        .write_queue_max_bytes
+        .set(i64::try_from(config.write_queue_max_bytes).unwrap_or(i64::MAX));
     let budget = Arc::new(Semaphore::new(config.write_queue_max_bytes));
     let cache = Cache::new(
         pool.clone(),

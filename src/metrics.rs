@@ -145,6 +145,10 @@ pub struct Metrics {
     pub messages_odd: IntCounterVec,
     pub messages_queued: IntGauge,
     pub bytes_queued: IntGauge,
+    pub write_queue_max_bytes: IntGauge,
+    pub partitions_ahead_seconds: IntGauge,
+    pub cache_refreshed_at: IntGauge,
+    pub heartbeat_at: IntGauge,
     pub rows_stored: IntCounter,
     pub batch_rows: Histogram,
     pub batch_write_seconds: Histogram,
@@ -356,6 +360,26 @@ impl Metrics {
                 .buckets(vec![0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0]),
             )
             .expect("valid metric"),
+            write_queue_max_bytes: IntGauge::new(
+                "tetcore_write_queue_max_bytes",
+                "WRITE_QUEUE_MAX_BYTES: what tetcore_write_queue_bytes may reach.",
+            )
+            .expect("valid metric"),
+            partitions_ahead_seconds: IntGauge::new(
+                "tetcore_partitions_ahead_seconds",
+                "How far ahead of now the partitions of expiring messages reach, as the last purge pass found (0 until one ran).",
+            )
+            .expect("valid metric"),
+            cache_refreshed_at: IntGauge::new(
+                "tetcore_cache_last_refresh_timestamp_seconds",
+                "When the cache last refreshed successfully (Unix time; 0 until it has).",
+            )
+            .expect("valid metric"),
+            heartbeat_at: IntGauge::new(
+                "tetcore_instance_heartbeat_timestamp_seconds",
+                "When this instance last recorded its heartbeat in the database (Unix time; 0 until it has).",
+            )
+            .expect("valid metric"),
             cache_entries: IntGauge::new(
                 "tetcore_cache_entries",
                 "Node sessions whose latest state the cache holds.",
@@ -411,6 +435,10 @@ impl Metrics {
             Box::new(self.pool_timeouts.clone()),
             Box::new(self.pool_wait_seconds.clone()),
             Box::new(self.cache_entries.clone()),
+            Box::new(self.write_queue_max_bytes.clone()),
+            Box::new(self.partitions_ahead_seconds.clone()),
+            Box::new(self.cache_refreshed_at.clone()),
+            Box::new(self.heartbeat_at.clone()),
             Box::new(self.cache_refresh_seconds.clone()),
             Box::new(self.cache_refresh_failures.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),

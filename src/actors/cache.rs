@@ -232,6 +232,7 @@ impl Handler<Refresh> for Cache {
                 Ok(found) => {
                     cache.merge(found.rows);
                     cache.read_until = Some(started_at);
+                    cache.metrics.cache_refreshed_at.set(Utc::now().timestamp());
                     cache.seen_marks = found.marks;
                     cache.backfilled_to = match backfill {
                         Some((from, _)) => Some(from),

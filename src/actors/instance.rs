@@ -60,6 +60,9 @@ impl Instance {
             this.busy = false;
             match joined.map_err(|e| e.to_string()).and_then(|r| r) {
                 Ok((revived, ended)) => {
+                    this.metrics
+                        .heartbeat_at
+                        .set(chrono::Utc::now().timestamp());
                     if let Some(at) = revived {
                         log::warn!(
                             "this instance had been declared dead at {at} (its heartbeat stalled); \

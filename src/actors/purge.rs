@@ -112,6 +112,7 @@ impl Purge {
                     .inc_by(r.rows_deleted + r.rows_dropped_estimate);
                 m.purge_sessions.inc_by(r.sessions_deleted);
                 m.purge_steps_failed.inc_by(r.steps_failed);
+                m.partitions_ahead_seconds.set(r.partitions_ahead_s);
                 log::info!(
                     "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} partitions_deferred={} steps_failed={} took_ms={}",
                     r.partitions_dropped,

@@ -23,6 +23,11 @@ fn render() -> Vec<Value> {
         !String::from_utf8_lossy(&rendered.stdout).contains("${"),
         "every variable rendered"
     );
+    yaml_docs(&rendered.stdout)
+}
+
+/// The YAML documents of `text`, as JSON (PyYAML's reading).
+fn yaml_docs(text: &[u8]) -> Vec<Value> {
     let mut parse = Command::new("python3")
         .arg("-c")
         .arg("import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(sys.stdin))))")
@@ -31,14 +36,9 @@ fn render() -> Vec<Value> {
         .spawn()
         .expect("python3 with PyYAML runs");
     use std::io::Write;
-    parse
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&rendered.stdout)
-        .unwrap();
+    parse.stdin.take().unwrap().write_all(text).unwrap();
     let out = parse.wait_with_output().unwrap();
-    assert!(out.status.success(), "the rendered template is YAML");
+    assert!(out.status.success(), "the text is YAML");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -54,7 +54,21 @@ fn the_kubernetes_template_renders_to_the_expected_objects() {
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["ConfigMap", "Deployment", "Service", "ServiceMonitor"]
+        [
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "ServiceMonitor",
+            "PrometheusRule"
+        ]
+    );
+    // The alerting rules are those of prometheus/, which promtool tests (metrics.rs).
+    let rules = yaml_docs(include_bytes!(
+        "../../prometheus/tetcore-analytics.rules.yml"
+    ));
+    assert_eq!(
+        kind(&docs, "PrometheusRule")["spec"]["groups"],
+        rules[0]["groups"]
     );
     for d in &docs {
         assert_eq!(d["metadata"]["namespace"], "telemetry");

@@ -66,3 +66,46 @@ fn metrics_cover_the_service_and_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_alerting_rules_pass_promtool_and_their_unit_tests_and_name_real_series() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/prometheus");
+    for args in [
+        ["check", "rules", "tetcore-analytics.rules.yml"],
+        ["test", "rules", "tetcore-analytics.rules.test.yml"],
+    ] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("promtool runs (scripts/ensure-build-deps fetches it)");
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every series a rule reads is one the service exports.
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[]);
+    wait_for("a heartbeat", Duration::from_secs(20), || {
+        app.metrics.heartbeat_at.get() > 0
+    });
+    let (_, body) = app.get("/metrics");
+    let rules = include_str!("../../prometheus/tetcore-analytics.rules.yml");
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("tetcore_") && !w.starts_with("tetcore_analytics"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 12, "{names:?}");
+    for name in names {
+        assert!(
+            body.lines().any(|l| l.starts_with(name)),
+            "a rule reads {name}, which /metrics lacks"
+        );
+    }
+}

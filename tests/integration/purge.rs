@@ -84,6 +84,7 @@ fn purge_removes_exactly_the_expired_non_audit_rows() {
     // Whole days went as partitions; only the day of the cutoff was trimmed row by row.
     assert!(report.partitions_dropped >= 9, "{report:?}");
     assert!(report.rows_deleted <= 3, "{report:?}");
+    assert!(report.partitions_ahead_s > 6 * 86_400, "{report:?}");
     assert_eq!(
         db.count(
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tetcore_logs_expiring'::regclass"

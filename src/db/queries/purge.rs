@@ -30,6 +30,8 @@ pub struct PurgeReport {
     pub partitions_deferred: u64,
     /// Steps that failed (making partitions, trimming, removing sessions); retried next pass.
     pub steps_failed: u64,
+    /// How far ahead of now the partitions reach after the pass, in seconds.
+    pub partitions_ahead_s: i64,
 }
 
 impl PurgeReport {
@@ -137,6 +139,20 @@ fn pass(
     {
         Ok(n) => report.sessions_deleted = n as u64,
         Err(e) => report.failed("removing ended sessions", e),
+    }
+    #[derive(QueryableByName)]
+    struct Ahead {
+        #[diesel(sql_type = BigInt)]
+        seconds: i64,
+    }
+    match sql_query(
+        "SELECT coalesce(extract(epoch FROM max(hi) - now()), 0)::bigint AS seconds \
+         FROM tetcore_log_partitions()",
+    )
+    .get_result::<Ahead>(conn)
+    {
+        Ok(ahead) => report.partitions_ahead_s = ahead.seconds,
+        Err(e) => report.failed("measuring the partitions ahead", e),
     }
     // Late-batch marks are read within minutes of being made.
     if let Err(e) =
