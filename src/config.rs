@@ -38,6 +38,7 @@ pub const DEFAULT_DB_CONNECT_TIMEOUT_S: u64 = 5;
 pub const DEFAULT_DB_WRITE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_INSTANCE_HEARTBEAT_S: u64 = 5;
 pub const DEFAULT_INSTANCE_DEAD_AFTER_S: u64 = 30;
+pub const DEFAULT_EXPORT_TIMEOUT_S: u64 = 3600;
 pub const DEFAULT_API_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_WS_MAX_IDS_PER_CONNECTION: usize = 20;
 pub const DEFAULT_WS_MAX_BYTES_PER_S: u64 = 256 * 1024;
@@ -230,6 +231,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "an instance whose heartbeat is older than this (at least 3 heartbeats) is ended, with the sessions it held, by another instance",
     },
     Setting {
+        name: "EXPORT_TIMEOUT_S",
+        default: "`3600`",
+        meaning: "an export (`GET /export/...`) still streaming after this long is cut off",
+    },
+    Setting {
         name: "API_MAX_BODY_BYTES",
         default: "`65536`",
         meaning: "largest request body the JSON API takes; larger is a 413",
@@ -326,6 +332,7 @@ pub struct Config {
     pub db_write_timeout: Duration,
     pub instance_heartbeat: Duration,
     pub instance_dead_after: Duration,
+    pub export_timeout: Duration,
     pub api_max_body_bytes: usize,
     /// `None`: the dashboard files built into the binary.
     pub assets_path: Option<PathBuf>,
@@ -518,6 +525,7 @@ impl Config {
                 DEFAULT_INSTANCE_DEAD_AFTER_S,
                 1,
             )?),
+            export_timeout: secs(r.at_least("EXPORT_TIMEOUT_S", DEFAULT_EXPORT_TIMEOUT_S, 1)?),
             api_max_body_bytes: r.at_least("API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, 1)?,
             assets_path: r.raw("ASSETS_PATH").map(PathBuf::from),
             trusted_proxies: r.parse("TRUSTED_PROXIES", CidrList::default())?,
@@ -641,6 +649,7 @@ mod tests {
         assert_eq!(c.db_write_timeout, Duration::from_secs(10));
         assert_eq!(c.instance_heartbeat, Duration::from_secs(5));
         assert_eq!(c.instance_dead_after, Duration::from_secs(30));
+        assert_eq!(c.export_timeout, Duration::from_secs(3600));
         assert_eq!(c.assets_path, None);
         assert!(c.trusted_proxies.is_empty() && c.allowed_node_ips.is_empty());
         assert_eq!(c.trusted_proxy_header, ProxyHeader::Auto);

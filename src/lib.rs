@@ -160,6 +160,14 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         );
     }
     let query_pool = db::QueryPool::new(pool.clone(), config);
+    let exports = web::Data::new(api::export::Exports {
+        database_url: config.database_url.clone(),
+        deadlines: Deadlines {
+            connect: config.db_connect_timeout,
+            statement: config.export_timeout,
+        },
+        slots: Arc::new(Semaphore::new(api::export::EXPORTS_AT_ONCE)),
+    });
     let token = web::Data::new(config.api_token.clone());
     let cors = web::Data::new(config.cors_allowed_origins.clone());
     let metrics_data = web::Data::new(metrics.clone());
@@ -186,6 +194,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
                 .app_data(metrics_data.clone())
                 .app_data(health.clone())
                 .app_data(web::Data::new(query_pool.clone()))
+                .app_data(exports.clone())
                 .app_data(web::Data::new(cache.clone()))
                 .app_data(web::Data::new(body_limit))
                 .configure(api::config)

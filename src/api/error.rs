@@ -24,6 +24,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A failed statement on a connection of our own (an export): 503 when PostgreSQL could
+    /// not be reached, did not answer in time or is shutting down; else a fault of ours.
+    pub fn from_db_fault(fault: crate::db::ingest::Fault) -> ApiError {
+        match fault.class() {
+            "connection" | "timeout" | "08" | "53" | "57" => {
+                ApiError::Unavailable(fault.to_string())
+            }
+            _ => ApiError::Internal(fault.to_string()),
+        }
+    }
+
     /// A failed query: 503 when PostgreSQL could not be reached or did not answer in time,
     /// 500 when it answered and the fault is ours.
     pub fn from_query(error: diesel::result::Error) -> ApiError {

@@ -2,13 +2,15 @@
 //!
 //! `/` and `/audit` (trailing slash optional) are the telemetry WebSockets; `/metrics` is the
 //! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes...` and
-//! `/stats/db` answer JSON; `/dashboard/` is the browser page (`dashboard`), and a plain `GET /`
-//! without an upgrade goes there. Handlers parse their parameters (`params`), run plain query
+//! `/stats/db` answer JSON; `/export/...` streams raw rows as NDJSON or CSV (`export`);
+//! `/dashboard/` is the browser page (`dashboard`), and a plain `GET /` without an upgrade goes
+//! there. Handlers parse their parameters (`params`), run plain query
 //! functions (`run_query`) and shape the rows into views.
 
 pub mod benchmarks;
 pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod nodes;
 pub mod openapi;
@@ -131,6 +133,14 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource(["/nodes/series", "/nodes/series/"]).route(web::get().to(nodes::series)))
     .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
+    .service(
+        web::resource(["/export/messages", "/export/messages/"])
+            .route(web::get().to(export::messages)),
+    )
+    .service(
+        web::resource(["/export/sessions", "/export/sessions/"])
+            .route(web::get().to(export::sessions)),
+    )
     .service(web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)))
     .service(
         web::resource(["/reputation/logged", "/reputation/logged/"])

@@ -38,6 +38,18 @@ fn ok(description: &str, schema: Value) -> Value {
     })
 }
 
+/// An export's answers: a stream of NDJSON or CSV.
+fn stream() -> Value {
+    json!({
+        "200": {"description": "the rows, streamed", "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}}
+        }},
+        "400": {"$ref": "#/components/responses/BadParam"},
+        "503": {"$ref": "#/components/responses/Unavailable"}
+    })
+}
+
 fn list(item: &str) -> Value {
     json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}})
 }
@@ -215,6 +227,21 @@ pub fn document() -> Value {
                 time("end_time", "window end (default: now)"),
                 query("points", "most buckets", json!({"type": "integer", "minimum": 1, "maximum": 2000, "default": 240}), false),
             ], ok("points, oldest first", list("SeriesPoint"))),
+            "/export/messages": {"get": {"summary": "A window of raw messages, oldest first, streamed as NDJSON (one object a line: created_at, session, peer_id, name, chain, msg, logs) or CSV with a header", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                query("peer_id", "only this peer's messages", json!({"type": "string", "minLength": 1}), false),
+                query("chain", "only messages of sessions of this chain", json!({"type": "string", "minLength": 1}), false),
+                query("msg", "only this logs->>'msg'", json!({"type": "string", "minLength": 1}), false),
+                query("format", "ndjson or csv", json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}), false),
+            ], "responses": stream()}},
+            "/export/sessions": {"get": {"summary": "The sessions open at some time in the window, oldest first, streamed as NDJSON or CSV (session, peer_id, name, chain, version, implementation, genesis_hash, authority, ip_addr, audit, created_at, ended_at, startup_time, target_os, target_arch, sysinfo)", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end (default: now)"),
+                query("peer_id", "only this peer's sessions", json!({"type": "string", "minLength": 1}), false),
+                query("chain", "only sessions of this chain", json!({"type": "string", "minLength": 1}), false),
+                query("format", "ndjson or csv", json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}), false),
+            ], "responses": stream()}},
             "/stats/db": {"get": guarded(json!({"summary": "Size of every table and index, biggest first", "parameters": [], "responses": ok("relations", list("Relation"))}))},
             "/reputation": get("Every reporting peer's newest network state, expanded", vec![
                 query("max_age_s", "newest report no older than this", json!({"type": "integer", "minimum": 1, "default": 60}), false),

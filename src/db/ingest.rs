@@ -113,6 +113,57 @@ pub fn sqlstate_class(code: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+/// A connection of our own (the writer's, an export's): connected within `deadlines.connect`,
+/// with TCP keepalives and a TCP user timeout, and `deadlines.statement` as the session's
+/// `statement_timeout` (overriding a role's) and, doubled, its
+/// `idle_in_transaction_session_timeout`. The task driving the socket is returned, to be
+/// aborted when the connection is given up.
+pub async fn open(
+    url: &str,
+    deadlines: Deadlines,
+    application: &str,
+) -> Result<(Client, JoinHandle<()>), Fault> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| Fault::Batch {
+        class: "connection",
+        message: format!("DATABASE_URL: {e}"),
+    })?;
+    config
+        .application_name(application)
+        .connect_timeout(deadlines.connect)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(deadlines.statement.min(TCP_USER_TIMEOUT));
+    let (client, connection) =
+        bounded("connecting", deadlines.connect, config.connect(NoTls)).await?;
+    let name = application.to_owned();
+    let task = actix_web::rt::spawn(async move {
+        if let Err(e) = connection.await {
+            log::debug!("connection ended: application={name} error={e}");
+        }
+    });
+    let ms = deadlines.statement.as_millis();
+    let settings = format!(
+        "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}",
+        ms * 2
+    );
+    if let Err(e) = bounded(
+        "session settings",
+        deadlines.connect,
+        client.batch_execute(&settings),
+    )
+    .await
+    {
+        task.abort();
+        return Err(e);
+    }
+    Ok((client, task))
+}
+
+/// Unacknowledged data older than this gives the connection up (a host gone without a reset).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The writer's open connection, its prepared statements, and the task driving its socket
 /// (aborted when the connection is dropped, so an abandoned connection closes at once).
 pub struct WriterDb {
@@ -155,35 +206,12 @@ async fn bounded<T>(
 impl WriterDb {
     /// Connects, sets the session's own deadlines and prepares the batch statements.
     pub async fn connect(url: &str, deadlines: Deadlines) -> Result<WriterDb, Fault> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Fault::Batch {
-            class: "connection",
-            message: format!("DATABASE_URL: {e}"),
-        })?;
-        config
-            .application_name("tetcore-analytics writer")
-            .connect_timeout(deadlines.connect)
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3)
-            .tcp_user_timeout(deadlines.statement);
-        let (client, connection) =
-            bounded("connecting", deadlines.connect, config.connect(NoTls)).await?;
-        let task = actix_web::rt::spawn(async move {
-            if let Err(e) = connection.await {
-                log::debug!("writer connection ended: error={e}");
-            }
-        });
+        let (client, task) = open(url, deadlines, "tetcore-analytics writer").await?;
         let ms = deadlines.statement.as_millis();
-        let settings = format!(
-            "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
-             SET idle_in_transaction_session_timeout = {}",
-            ms * 2
-        );
         bounded(
             "session settings",
             deadlines.connect,
-            client.batch_execute(&settings),
+            client.batch_execute(&format!("SET lock_timeout = {ms}")),
         )
         .await?;
         let prepare = |sql: &'static str| {

@@ -5,6 +5,7 @@ mod benchmarks;
 mod common;
 mod dashboard;
 mod deploy;
+mod export;
 mod faults;
 mod grafana;
 mod health;
