@@ -15,6 +15,7 @@ mod metrics;
 mod nodes;
 mod openapi;
 mod outage;
+mod package;
 mod process;
 mod purge;
 mod reputation;
