@@ -252,6 +252,18 @@ impl WriterDb {
         })
     }
 
+    /// Runs a prepared statement that returns no rows, within the deadline.
+    async fn run(
+        &self,
+        what: &str,
+        statement: &Statement,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), Fault> {
+        bounded(what, self.deadline, self.client.execute(statement, params))
+            .await
+            .map(drop)
+    }
+
     pub async fn execute(&self, sql: &'static str) -> Result<(), Fault> {
         bounded(sql, self.deadline, self.client.batch_execute(sql)).await
     }
@@ -313,36 +325,32 @@ impl WriterDb {
         let arch = info(|i| i.target_arch.as_deref());
         let env = info(|i| i.target_env.as_deref());
         let sysinfo = info(|i| i.sysinfo.as_deref());
-        bounded(
+        self.run(
             "creating sessions",
-            self.deadline,
-            self.client.execute(
-                &self.statements.insert_sessions,
-                &[
-                    &ids,
-                    &ips,
-                    &audits,
-                    &tids,
-                    &created,
-                    &connected,
-                    &peer_id,
-                    &name,
-                    &chain,
-                    &version,
-                    &authority,
-                    &startup,
-                    &implementation,
-                    &genesis,
-                    &os,
-                    &arch,
-                    &env,
-                    &sysinfo,
-                    &instance,
-                ],
-            ),
+            &self.statements.insert_sessions,
+            &[
+                &ids,
+                &ips,
+                &audits,
+                &tids,
+                &created,
+                &connected,
+                &peer_id,
+                &name,
+                &chain,
+                &version,
+                &authority,
+                &startup,
+                &implementation,
+                &genesis,
+                &os,
+                &arch,
+                &env,
+                &sysinfo,
+                &instance,
+            ],
         )
         .await
-        .map(drop)
     }
 
     /// A session written before re-sent `system.connected`: the row follows.
@@ -352,31 +360,27 @@ impl WriterDb {
         at: DateTime<Utc>,
         info: &NodeInfo,
     ) -> Result<(), Fault> {
-        bounded(
+        self.run(
             "updating a session",
-            self.deadline,
-            self.client.execute(
-                &self.statements.update_info,
-                &[
-                    &id,
-                    &at,
-                    &info.peer_id,
-                    &info.name,
-                    &info.chain,
-                    &info.version,
-                    &info.authority,
-                    &info.startup_time,
-                    &info.implementation,
-                    &info.genesis_hash,
-                    &info.target_os,
-                    &info.target_arch,
-                    &info.target_env,
-                    &info.sysinfo,
-                ],
-            ),
+            &self.statements.update_info,
+            &[
+                &id,
+                &at,
+                &info.peer_id,
+                &info.name,
+                &info.chain,
+                &info.version,
+                &info.authority,
+                &info.startup_time,
+                &info.implementation,
+                &info.genesis_hash,
+                &info.target_os,
+                &info.target_arch,
+                &info.target_env,
+                &info.sysinfo,
+            ],
         )
         .await
-        .map(drop)
     }
 
     /// Marks sessions ended at the given times (only those not ended yet).
@@ -386,14 +390,12 @@ impl WriterDb {
         }
         let ids: Vec<i64> = ended.iter().map(|e| e.0).collect();
         let at: Vec<DateTime<Utc>> = ended.iter().map(|e| e.1).collect();
-        bounded(
+        self.run(
             "ending sessions",
-            self.deadline,
-            self.client
-                .execute(&self.statements.end_sessions, &[&ids, &at]),
+            &self.statements.end_sessions,
+            &[&ids, &at],
         )
         .await
-        .map(drop)
     }
 
     /// Appends the messages in one COPY; all or none are stored. Returns how many.
@@ -414,27 +416,23 @@ impl WriterDb {
     /// Records, inside the batch's transaction, that batch `number` of `instance` is stored.
     pub async fn mark_batch(&self, instance: i64, number: u64) -> Result<(), Fault> {
         let number = i64::try_from(number).unwrap_or(i64::MAX);
-        bounded(
+        self.run(
             "recording the batch",
-            self.deadline,
-            self.client
-                .execute(&self.statements.mark_batch, &[&instance, &number]),
+            &self.statements.mark_batch,
+            &[&instance, &number],
         )
         .await
-        .map(drop)
     }
 
     /// Marks, inside the batch's transaction, that it holds messages received as long ago as
     /// `oldest` (readers following `created_at` look back for them).
     pub async fn mark_late(&self, instance: i64, oldest: DateTime<Utc>) -> Result<(), Fault> {
-        bounded(
+        self.run(
             "marking a late batch",
-            self.deadline,
-            self.client
-                .execute(&self.statements.mark_late, &[&oldest, &instance]),
+            &self.statements.mark_late,
+            &[&oldest, &instance],
         )
         .await
-        .map(drop)
     }
 
     /// Whether batch `number` of `instance` was committed (its COMMIT answer may have been lost).
@@ -452,14 +450,12 @@ impl WriterDb {
 
     /// A clean stop: the instance and every session it still holds are ended at `at`.
     pub async fn end_instance(&self, instance: i64, at: DateTime<Utc>) -> Result<(), Fault> {
-        bounded(
+        self.run(
             "ending the instance",
-            self.deadline,
-            self.client
-                .execute(&self.statements.end_instance, &[&instance, &at]),
+            &self.statements.end_instance,
+            &[&instance, &at],
         )
         .await
-        .map(drop)
     }
 }
 
