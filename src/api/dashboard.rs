@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use actix_files::{Files, NamedFile};
 use actix_web::dev::{fn_service, ServiceRequest, ServiceResponse};
-use actix_web::guard::GuardContext;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse};
@@ -18,9 +17,8 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; 
                    base-uri 'none'; frame-ancestors 'none'";
 
 /// Whether a request asks for a WebSocket (`Upgrade: websocket`, in any case).
-pub fn wants_websocket(ctx: &GuardContext<'_>) -> bool {
-    ctx.head()
-        .headers()
+pub fn wants_websocket(headers: &header::HeaderMap) -> bool {
+    headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))

@@ -23,7 +23,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use diesel::pg::PgConnection;
 
@@ -104,78 +104,88 @@ pub async fn observe(
     response
 }
 
+/// `GET /`: the telemetry WebSocket when the request asks for one, else the dashboard. (One
+/// route, so a 405 names GET once.)
+async fn root(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<session::IngestState>,
+) -> actix_web::Result<HttpResponse> {
+    if dashboard::wants_websocket(req.headers()) {
+        session::live(req, body, state).await
+    } else {
+        Ok(dashboard::to_dashboard().await)
+    }
+}
+
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .route(
-                web::get()
-                    .guard(actix_web::guard::fn_guard(dashboard::wants_websocket))
-                    .to(session::live),
-            )
-            .route(web::get().to(dashboard::to_dashboard)),
-    )
-    .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
-    .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
-    .service(
-        web::resource(["/openapi.json", "/openapi.json/"]).route(web::get().to(openapi::serve)),
-    )
-    .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
-    .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
-    .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))
-    .service(
-        web::resource(["/nodes/log_stats", "/nodes/log_stats/"])
-            .route(web::get().to(nodes::log_stats)),
-    )
-    .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
-    .service(
-        web::resource(["/nodes/sessions", "/nodes/sessions/"])
-            .route(web::get().to(nodes::sessions)),
-    )
-    .service(web::resource(["/nodes/series", "/nodes/series/"]).route(web::get().to(nodes::series)))
-    .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
-    .service(
-        web::resource(["/export/messages", "/export/messages/"])
-            .route(web::get().to(export::messages)),
-    )
-    .service(
-        web::resource(["/export/sessions", "/export/sessions/"])
-            .route(web::get().to(export::sessions)),
-    )
-    .service(web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)))
-    .service(
-        web::resource(["/reputation/logged", "/reputation/logged/"])
-            .route(web::get().to(reputation::logged)),
-    )
-    .service(
-        web::resource(["/reputation/{peer_id}", "/reputation/{peer_id}/"])
-            .route(web::get().to(reputation::about)),
-    )
-    .service(
-        web::resource(["/host_systems", "/host_systems/"])
-            .route(web::get().to(benchmarks::list_host_systems))
-            .route(web::post().to(benchmarks::create_host_system)),
-    )
-    .service(
-        web::resource(["/host_systems/{id}", "/host_systems/{id}/"])
-            .route(web::get().to(benchmarks::get_host_system)),
-    )
-    .service(
-        web::resource(["/benchmarks", "/benchmarks/"])
-            .route(web::get().to(benchmarks::list_benchmarks))
-            .route(web::post().to(benchmarks::create_benchmark)),
-    )
-    .service(
-        web::resource(["/benchmarks/{id}", "/benchmarks/{id}/"])
-            .route(web::get().to(benchmarks::get_benchmark)),
-    )
-    .service(
-        web::resource(["/benchmarks/{id}/nodes", "/benchmarks/{id}/nodes/"])
-            .route(web::get().to(benchmarks::benchmark_nodes)),
-    )
-    .service(
-        web::resource(["/benchmarks/{id}/log_stats", "/benchmarks/{id}/log_stats/"])
-            .route(web::get().to(benchmarks::benchmark_log_stats)),
-    );
+    cfg.service(web::resource("/").route(web::get().to(root)))
+        .service(web::resource(["/audit", "/audit/"]).route(web::get().to(session::audit)))
+        .service(web::resource(["/metrics", "/metrics/"]).route(web::get().to(metrics)))
+        .service(
+            web::resource(["/openapi.json", "/openapi.json/"]).route(web::get().to(openapi::serve)),
+        )
+        .service(web::resource(["/healthz", "/healthz/"]).route(web::get().to(health::healthz)))
+        .service(web::resource(["/readyz", "/readyz/"]).route(web::get().to(health::readyz)))
+        .service(web::resource(["/nodes", "/nodes/"]).route(web::get().to(nodes::list)))
+        .service(
+            web::resource(["/nodes/log_stats", "/nodes/log_stats/"])
+                .route(web::get().to(nodes::log_stats)),
+        )
+        .service(web::resource(["/nodes/logs", "/nodes/logs/"]).route(web::get().to(nodes::logs)))
+        .service(
+            web::resource(["/nodes/sessions", "/nodes/sessions/"])
+                .route(web::get().to(nodes::sessions)),
+        )
+        .service(
+            web::resource(["/nodes/series", "/nodes/series/"]).route(web::get().to(nodes::series)),
+        )
+        .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
+        .service(
+            web::resource(["/export/messages", "/export/messages/"])
+                .route(web::get().to(export::messages)),
+        )
+        .service(
+            web::resource(["/export/sessions", "/export/sessions/"])
+                .route(web::get().to(export::sessions)),
+        )
+        .service(
+            web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)),
+        )
+        .service(
+            web::resource(["/reputation/logged", "/reputation/logged/"])
+                .route(web::get().to(reputation::logged)),
+        )
+        .service(
+            web::resource(["/reputation/{peer_id}", "/reputation/{peer_id}/"])
+                .route(web::get().to(reputation::about)),
+        )
+        .service(
+            web::resource(["/host_systems", "/host_systems/"])
+                .route(web::get().to(benchmarks::list_host_systems))
+                .route(web::post().to(benchmarks::create_host_system)),
+        )
+        .service(
+            web::resource(["/host_systems/{id}", "/host_systems/{id}/"])
+                .route(web::get().to(benchmarks::get_host_system)),
+        )
+        .service(
+            web::resource(["/benchmarks", "/benchmarks/"])
+                .route(web::get().to(benchmarks::list_benchmarks))
+                .route(web::post().to(benchmarks::create_benchmark)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}", "/benchmarks/{id}/"])
+                .route(web::get().to(benchmarks::get_benchmark)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}/nodes", "/benchmarks/{id}/nodes/"])
+                .route(web::get().to(benchmarks::benchmark_nodes)),
+        )
+        .service(
+            web::resource(["/benchmarks/{id}/log_stats", "/benchmarks/{id}/log_stats/"])
+                .route(web::get().to(benchmarks::benchmark_log_stats)),
+        );
 }
 
 async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>) -> HttpResponse {

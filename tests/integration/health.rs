@@ -102,4 +102,11 @@ fn head_is_answered_wherever_get_is_without_a_body() {
         b"",
     );
     assert_eq!(head.status, 307, "a plain HEAD / goes to the dashboard too");
+    // Other methods are refused naming what is allowed, once.
+    let put = crate::common::raw_request(
+        app.addr,
+        "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close",
+        b"",
+    );
+    assert_eq!((put.status, put.header("allow")), (405, Some("GET")));
 }
