@@ -330,7 +330,7 @@ impl Handler<Drain> for Writer {
 }
 
 /// What one batch came to.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Written {
     stored: u64,
     /// Rows PostgreSQL refused even alone.
@@ -455,10 +455,12 @@ impl Store {
         if let Some(oldest) = oldest.filter(|t| Utc::now() - *t > LATE_AFTER) {
             db.mark_late(self.instance, oldest).await?;
         }
-        batch.committing = Some((written.clone(), new_ids.clone()));
+        batch.committing = Some((written, new_ids));
         db.execute("COMMIT").await?;
-        batch.committing = None;
-        Ok((written, new_ids))
+        batch.committing.take().ok_or_else(|| Fault::Batch {
+            class: "other",
+            message: "the batch's record vanished during COMMIT".into(),
+        })
     }
 
     /// The batch is stored: its new sessions are known, its ended ones forgotten.

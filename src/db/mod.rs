@@ -1,4 +1,5 @@
-//! PostgreSQL: the connection pool, the embedded migrations and the queries.
+//! PostgreSQL: the connection pool, the embedded migrations and the queries, and (`ingest`) the
+//! writer's and exports' own tokio-postgres connections.
 //!
 //! Queries are plain functions over a `PgConnection` (no actix types) and run on blocking
 //! threads only. Migrations are applied at start-up under an advisory lock, so several instances
@@ -195,8 +196,7 @@ fn hostname() -> String {
     }
 }
 
-/// Whether a connection still answers: after an error, tells "the database refused this" from
-/// "the database is gone".
+/// Whether a connection answers a `SELECT 1` (what `/readyz` reports of the database).
 pub fn answers(conn: &mut PgConnection) -> bool {
     sql_query("SELECT 1").execute(conn).is_ok()
 }

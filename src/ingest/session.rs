@@ -377,7 +377,6 @@ impl Connection {
             self.discard_partial();
             return Err(CloseReason::Shutdown);
         }
-        self.state.metrics.bytes_queued.add(i64::from(cost));
         let (data, held_cost) = self.partial.get_or_insert_with(|| (Vec::new(), 0));
         data.extend_from_slice(&bytes);
         *held_cost += cost;
@@ -496,7 +495,6 @@ impl Connection {
             self.state.metrics.dropped(DropReason::WriterGone, 1);
             return;
         }
-        self.state.metrics.bytes_queued.add(i64::from(cost));
         self.pending.push(Event::Log {
             session,
             audit: self.audit,
@@ -510,22 +508,22 @@ impl Connection {
     /// Takes `cost` from the write budget; when it is used up, first hands over what is
     /// pending (which holds budget of its own) and then waits. False if the writer is gone.
     async fn take_budget(&mut self, cost: u32) -> bool {
-        match self.state.budget.try_acquire_many(cost) {
-            Ok(permit) => {
-                permit.forget();
-                return true;
+        let budget = self.state.budget.clone();
+        let taken = match budget.try_acquire_many(cost) {
+            Ok(permit) => Some(permit),
+            Err(TryAcquireError::Closed) => None,
+            Err(TryAcquireError::NoPermits) => {
+                self.flush().await;
+                budget.acquire_many(cost).await.ok()
             }
-            Err(TryAcquireError::Closed) => return false,
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        self.flush().await;
-        match self.state.budget.acquire_many(cost).await {
-            Ok(permit) => {
-                permit.forget();
-                true
-            }
-            Err(_) => false,
-        }
+        };
+        let Some(permit) = taken else {
+            return false;
+        };
+        // Held until `give_back` or the writer's release: counted as queued meanwhile.
+        permit.forget();
+        self.state.metrics.bytes_queued.add(i64::from(cost));
+        true
     }
 
     /// Hands the pending events to the writer.

@@ -1,5 +1,5 @@
 //! The browser dashboard, end to end: telemetry sent through the real WebSocket path, the real
-//! service serving `static/`, and Debian's Chromium driven by `tests/e2e/dashboard.mjs`
+//! service serving the files built into it, and Debian's Chromium driven by `tests/e2e/dashboard.mjs`
 //! (playwright-core). Screenshots land in `target/e2e/`.
 
 use std::process::Command;
