@@ -27,6 +27,7 @@ pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
 pub const DEFAULT_WS_MAX_PAYLOAD: usize = 524_288;
 pub const THREADS_PER_CPU: usize = 3;
 pub const DEFAULT_DB_BATCH_SIZE: usize = 1024;
+pub const DEFAULT_DB_WRITERS: usize = 2;
 pub const DEFAULT_DB_SAVE_LATENCY_MS: u64 = 100;
 pub const DEFAULT_WRITE_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_CACHE_UPDATE_TIMEOUT_S: u64 = 15;
@@ -181,6 +182,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "...or when the oldest waiting one is this old",
     },
     Setting {
+        name: "DB_WRITERS",
+        default: "`2`",
+        meaning: "writers, each with its own PostgreSQL connection and its share of the sockets, so that this many batches are in flight",
+    },
+    Setting {
         name: "WRITE_QUEUE_MAX_BYTES",
         default: "`67108864`",
         meaning: "bytes of messages that may wait for the database; when full, sockets are not read until it drains (at least 2 × `WS_MAX_PAYLOAD`)",
@@ -321,6 +327,7 @@ pub struct Config {
     pub num_threads: usize,
     pub db_pool_size: u32,
     pub db_batch_size: usize,
+    pub db_writers: usize,
     pub db_save_latency: Duration,
     pub write_queue_max_bytes: usize,
     pub cache_update_timeout: Duration,
@@ -474,6 +481,7 @@ impl Config {
             num_threads,
             db_pool_size: r.at_least("DB_POOL_SIZE", default_pool, 1)?,
             db_batch_size: r.at_least("DB_BATCH_SIZE", DEFAULT_DB_BATCH_SIZE, 1)?,
+            db_writers: r.at_least("DB_WRITERS", DEFAULT_DB_WRITERS, 1)?,
             db_save_latency: Duration::from_millis(r.at_least(
                 "DB_SAVE_LATENCY_MS",
                 DEFAULT_DB_SAVE_LATENCY_MS,
@@ -643,6 +651,7 @@ mod tests {
         assert_eq!(c.num_threads, num_cpus::get() * 3);
         assert_eq!(c.db_pool_size as usize, c.num_threads);
         assert_eq!(c.db_batch_size, 1024);
+        assert_eq!(c.db_writers, 2);
         assert_eq!(c.db_save_latency, Duration::from_millis(100));
         assert_eq!(c.cache_update_interval, Duration::from_millis(1000));
         assert_eq!(c.db_connect_timeout, Duration::from_secs(5));

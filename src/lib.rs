@@ -11,7 +11,7 @@
 //!   blocks, the write token, CORS).
 //! - `metrics`: the Prometheus registry and the bounded label sets.
 //! - `ingest`: WebSocket sessions, wire types, the parser, and the TCP stream under them.
-//! - `actors`: the DB writer, the purge (retention), the cache (latest node state) and this
+//! - `actors`: the DB writers, the purge (retention), the cache (latest node state) and this
 //!   instance's heartbeat.
 //! - `db`: pool, embedded migrations, schema, queries, and the writer's own connection.
 //! - `api`: the route table, `/metrics`, the health probes and the JSON query API (`params`
@@ -29,7 +29,7 @@ pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
@@ -41,9 +41,9 @@ use access::gate::GateLimits;
 use actors::cache::{Cache, CacheSettings};
 use actors::instance::Instance;
 use actors::purge::Purge;
-use actors::writer::{Drain, Writer, WriterSettings};
+use actors::writer::{WriterSettings, Writers};
 use config::Config;
-use db::ingest::Deadlines;
+use db::ingest::{Deadlines, WriterId};
 use db::DbPool;
 use ingest::session::{IngestSettings, IngestState};
 use metrics::Metrics;
@@ -52,7 +52,7 @@ use metrics::Metrics;
 pub struct Service {
     pub server: Server,
     pub addrs: Vec<SocketAddr>,
-    pub writer: Addr<Writer>,
+    pub writers: Writers,
     pub metrics: Metrics,
     pub purge: Addr<Purge>,
     pub stopper: Stopper,
@@ -108,8 +108,9 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         metrics.clone(),
     )
     .start();
-    let writer = Writer::new(
-        config.database_url.clone(),
+    let writers = Writers::start(
+        config.db_writers,
+        &config.database_url,
         WriterSettings {
             batch_size: config.db_batch_size,
             save_latency: config.db_save_latency,
@@ -117,12 +118,11 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
                 connect: config.db_connect_timeout,
                 statement: config.db_write_timeout,
             },
-            instance,
+            id: WriterId { instance, index: 0 },
         },
-        budget.clone(),
-        metrics.clone(),
-    )
-    .start();
+        &budget,
+        &metrics,
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let health = web::Data::new(api::health::Health {
         pool: pool.clone(),
@@ -131,7 +131,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         shutdown: shutdown_rx.clone(),
     });
     let ingest = web::Data::new(IngestState::new(
-        writer.clone(),
+        writers.clone(),
         budget,
         metrics.clone(),
         IngestSettings {
@@ -210,7 +210,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
     Ok(Service {
         server,
         addrs,
-        writer,
+        writers,
         metrics,
         purge,
         stopper,
@@ -273,15 +273,6 @@ where
 
 /// After the server has stopped: writes everything still queued, and marks the sessions that
 /// did not close as ended. Returns false if `deadline` passed first.
-pub async fn drain(writer: &Addr<Writer>, deadline: Duration) -> bool {
-    let until = Instant::now() + deadline;
-    loop {
-        match writer.send(Drain).await {
-            Ok(0) => return true,
-            Ok(_) if Instant::now() < until => {
-                actix_web::rt::time::sleep(Duration::from_millis(20)).await
-            }
-            _ => return false,
-        }
-    }
+pub async fn drain(writers: &Writers, deadline: Duration) -> bool {
+    writers.drain(deadline).await
 }

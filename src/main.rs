@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
         log::error!("server failed: {e}");
     }
     log::info!("server stopped; writing what was received");
-    if drain(&service.writer, config.shutdown_timeout).await {
+    if drain(&service.writers, config.shutdown_timeout).await {
         log::info!("all received messages written; exiting");
     } else {
         log::warn!(

@@ -1,10 +1,11 @@
-//! The DB writer: takes node-session events from the sockets and writes them to PostgreSQL in
-//! batches of up to `DB_BATCH_SIZE` messages, or when the oldest waiting event is
-//! `DB_SAVE_LATENCY_MS` old, whichever comes first, one batch at a time, on its own connection
-//! (`db::ingest`).
+//! The DB writers: each takes the node-session events of its share of the sockets and writes
+//! them to PostgreSQL in batches of up to `DB_BATCH_SIZE` messages, or when the oldest waiting
+//! event is `DB_SAVE_LATENCY_MS` old, whichever comes first, one batch at a time, on its own
+//! connection (`db::ingest`). `DB_WRITERS` of them run side by side, so that many batches are
+//! in flight while each socket's events (all of its sessions) stay in order in one writer.
 //!
 //! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`),
-//! ended sessions, the batch's number in `tetcore_instances.last_batch`, and a mark in
+//! ended sessions, the batch's number in `tetcore_writer_batches`, and a mark in
 //! `tetcore_late_batches` if its oldest message is more than 2 s old. What happens on a
 //! failure is PostgreSQL's call, by SQLSTATE: only a row's own fault (classes 22 and 23, 54000)
 //! has the batch written again with savepoints, split until the refused rows stand alone; they
@@ -23,7 +24,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use crate::db::ingest::{Deadlines, Fault, WriterDb};
+use crate::db::ingest::{Deadlines, Fault, WriterDb, WriterId};
 use crate::db::models::{LogRow, NewSession, NodeInfo};
 use crate::metrics::{DropReason, Metrics};
 
@@ -91,18 +92,22 @@ impl Event {
 pub struct StoreEvents(pub Vec<Event>);
 
 /// Shutdown, once the server has stopped: write everything now, without waiting for a full
-/// batch, then mark this instance and the sessions still open as ended. Answers how many
-/// events still wait (0: all written); sent repeatedly until it answers 0.
+/// batch; with `stop` (sent to one writer once every writer has drained), then mark this
+/// instance and the sessions still open as ended. Answers how many events still wait (0: all
+/// written); sent repeatedly until it answers 0.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct Drain;
+pub struct Drain {
+    pub stop: bool,
+}
 
+#[derive(Clone)]
 pub struct WriterSettings {
     pub batch_size: usize,
     pub save_latency: Duration,
     pub deadlines: Deadlines,
-    /// This instance's row in `tetcore_instances`.
-    pub instance: i64,
+    /// Which writer of which instance this is.
+    pub id: WriterId,
 }
 
 pub struct Writer {
@@ -134,7 +139,7 @@ impl Writer {
             store: Some(Store {
                 database_url,
                 deadlines: settings.deadlines,
-                instance: settings.instance,
+                id: settings.id,
                 db: None,
                 ids: HashMap::new(),
             }),
@@ -290,6 +295,70 @@ impl Writer {
     }
 }
 
+/// The writers of this instance. Each socket is given one for its life, in turn, so every
+/// session's events reach PostgreSQL in the order they were received.
+#[derive(Clone)]
+pub struct Writers(Arc<[Addr<Writer>]>);
+
+impl Writers {
+    /// Starts `count` writers (at least one), numbered from 0.
+    pub fn start(
+        count: usize,
+        database_url: &str,
+        settings: WriterSettings,
+        budget: &Arc<Semaphore>,
+        metrics: &Metrics,
+    ) -> Writers {
+        let writers = (0..count.max(1))
+            .map(|index| {
+                let id = WriterId {
+                    index: i32::try_from(index).unwrap_or(i32::MAX),
+                    ..settings.id
+                };
+                let settings = WriterSettings {
+                    id,
+                    ..settings.clone()
+                };
+                Writer::new(
+                    database_url.to_owned(),
+                    settings,
+                    budget.clone(),
+                    metrics.clone(),
+                )
+                .start()
+            })
+            .collect();
+        Writers(writers)
+    }
+
+    /// The writer of the `n`th socket.
+    pub fn of(&self, n: u64) -> Addr<Writer> {
+        let index = usize::try_from(n % self.0.len() as u64).unwrap_or(0);
+        self.0[index].clone()
+    }
+
+    /// After the server has stopped: every writer writes what it holds; then the first marks
+    /// this instance and its sessions still open as ended. False if `deadline` passed first.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        for stop in [false, true] {
+            let writers = if stop { &self.0[..1] } else { &self.0[..] };
+            for writer in writers {
+                loop {
+                    match writer.send(Drain { stop }).await {
+                        Ok(0) => break,
+                        Ok(_) if Instant::now() < until => {
+                            actix_web::rt::time::sleep(Duration::from_millis(20)).await
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
 impl Actor for Writer {
     type Context = Context<Self>;
 
@@ -315,10 +384,10 @@ impl Handler<StoreEvents> for Writer {
 impl Handler<Drain> for Writer {
     type Result = usize;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> usize {
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> usize {
         self.draining = true;
         let idle = self.queue.is_empty() && !self.writing && self.retry.is_none();
-        if idle && !self.stopped {
+        if msg.stop && idle && !self.stopped {
             // The server has stopped: sessions that did not get to close end now, and so does
             // this instance.
             self.stopped = true;
@@ -348,8 +417,8 @@ impl Written {
 /// A batch on its way to PostgreSQL, kept whole across retries.
 struct Batch {
     events: Vec<Event>,
-    /// This instance's number for it, fixed at the first attempt: the transaction that stores
-    /// the batch also records it as `tetcore_instances.last_batch`.
+    /// This writer's number for it, fixed at the first attempt: the transaction that stores
+    /// the batch also records it in `tetcore_writer_batches`.
     number: u64,
     /// Set just before COMMIT is sent: what the batch came to and the session ids it created.
     /// If the answer to COMMIT is lost, the next attempt asks `last_batch` whether it
@@ -363,7 +432,7 @@ struct Batch {
 struct Store {
     database_url: String,
     deadlines: Deadlines,
-    instance: i64,
+    id: WriterId,
     db: Option<WriterDb>,
     ids: HashMap<SessionKey, i64>,
 }
@@ -401,7 +470,7 @@ impl Store {
         };
         // Kept until the answer is known: if asking fails, the next attempt asks again.
         if batch.committing.is_some() {
-            let committed = db.committed(self.instance, batch.number).await?;
+            let committed = db.committed(self.id, batch.number).await?;
             if let Some((written, new_ids)) = batch.committing.take().filter(|_| committed) {
                 log::info!(
                     "batch found committed after its COMMIT answer was lost: batch={} rows={}",
@@ -438,14 +507,14 @@ impl Store {
         let mut new_ids = HashMap::new();
         let written = write_events(
             db,
-            self.instance,
+            self.id.instance,
             &batch.events,
             &self.ids,
             &mut new_ids,
             mode,
         )
         .await?;
-        db.mark_batch(self.instance, batch.number).await?;
+        db.mark_batch(self.id, batch.number).await?;
         let oldest = batch
             .events
             .iter()
@@ -453,7 +522,7 @@ impl Store {
             .map(Event::at)
             .min();
         if let Some(oldest) = oldest.filter(|t| Utc::now() - *t > LATE_AFTER) {
-            db.mark_late(self.instance, oldest).await?;
+            db.mark_late(self.id.instance, oldest).await?;
         }
         batch.committing = Some((written, new_ids));
         db.execute("COMMIT").await?;

@@ -28,6 +28,15 @@ pub struct Deadlines {
     pub statement: Duration,
 }
 
+/// One writer of one instance: its batches are numbered on their own.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterId {
+    /// This instance's row in `tetcore_instances`.
+    pub instance: i64,
+    /// From 0 to `DB_WRITERS` - 1.
+    pub index: i32,
+}
+
 /// Why a step failed, as PostgreSQL (or the network) says.
 #[derive(Debug)]
 pub enum Fault {
@@ -235,9 +244,16 @@ impl WriterDb {
                 "COPY tetcore_logs (peer_connection_id, created_at, audit, logs) FROM STDIN",
             )
             .await?,
-            mark_batch: prepare("UPDATE tetcore_instances SET last_batch = $2 WHERE id = $1")
-                .await?,
-            last_batch: prepare("SELECT last_batch FROM tetcore_instances WHERE id = $1").await?,
+            mark_batch: prepare(
+                "INSERT INTO tetcore_writer_batches (instance_id, writer, last_batch) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (instance_id, writer) DO UPDATE SET last_batch = excluded.last_batch",
+            )
+            .await?,
+            last_batch: prepare(
+                "SELECT last_batch FROM tetcore_writer_batches WHERE instance_id = $1 AND writer = $2",
+            )
+            .await?,
             end_instance: prepare(END_INSTANCE).await?,
             mark_late: prepare(
                 "INSERT INTO tetcore_late_batches (oldest, instance_id) VALUES ($1, $2)",
@@ -413,13 +429,13 @@ impl WriterDb {
         .await
     }
 
-    /// Records, inside the batch's transaction, that batch `number` of `instance` is stored.
-    pub async fn mark_batch(&self, instance: i64, number: u64) -> Result<(), Fault> {
+    /// Records, inside the batch's transaction, that batch `number` of `writer` is stored.
+    pub async fn mark_batch(&self, writer: WriterId, number: u64) -> Result<(), Fault> {
         let number = i64::try_from(number).unwrap_or(i64::MAX);
         self.run(
             "recording the batch",
             &self.statements.mark_batch,
-            &[&instance, &number],
+            &[&writer.instance, &writer.index, &number],
         )
         .await
     }
@@ -435,13 +451,15 @@ impl WriterDb {
         .await
     }
 
-    /// Whether batch `number` of `instance` was committed (its COMMIT answer may have been lost).
-    pub async fn committed(&self, instance: i64, number: u64) -> Result<bool, Fault> {
+    /// Whether batch `number` of `writer` was committed (its COMMIT answer may have been lost).
+    pub async fn committed(&self, writer: WriterId, number: u64) -> Result<bool, Fault> {
         let row = bounded(
             "checking the last batch",
             self.deadline,
-            self.client
-                .query_opt(&self.statements.last_batch, &[&instance]),
+            self.client.query_opt(
+                &self.statements.last_batch,
+                &[&writer.instance, &writer.index],
+            ),
         )
         .await?;
         let last: i64 = row.and_then(|r| r.try_get(0).ok()).unwrap_or(0);

@@ -35,7 +35,7 @@ use super::parse::parse_frame;
 use super::socket::{EofGate, RawSocket};
 use crate::access::client::ClientAddr;
 use crate::access::gate::{Gate, GateLimits, Ticket};
-use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer};
+use crate::actors::writer::{Event, SessionKey, StoreEvents, Writer, Writers};
 use crate::metrics::{mode_label, CloseReason, DropReason, Metrics};
 
 /// Bytes of write budget a message takes on top of its JSON: the row's other columns and
@@ -70,7 +70,7 @@ pub struct IngestSettings {
 
 /// What every session shares.
 pub struct IngestState {
-    pub writer: Addr<Writer>,
+    pub writers: Writers,
     pub budget: Arc<Semaphore>,
     pub metrics: Metrics,
     pub settings: IngestSettings,
@@ -78,24 +78,26 @@ pub struct IngestState {
     /// Becomes true when the service stops: sessions stop reading and close.
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
+    next_connection: AtomicU64,
 }
 
 impl IngestState {
     pub fn new(
-        writer: Addr<Writer>,
+        writers: Writers,
         budget: Arc<Semaphore>,
         metrics: Metrics,
         settings: IngestSettings,
         shutdown: watch::Receiver<bool>,
     ) -> IngestState {
         IngestState {
-            writer,
+            writers,
             budget,
             gate: Arc::new(Gate::new(settings.gate.clone(), metrics.clone())),
             metrics,
             settings,
             shutdown,
             next_session: AtomicU64::new(1),
+            next_connection: AtomicU64::new(0),
         }
     }
 }
@@ -147,7 +149,11 @@ fn upgrade(
     let max_payload = state.settings.max_payload;
     let stream = stream.max_frame_size(max_payload);
     let rate = RateMeter::new(state.settings.max_bytes_per_s, state.settings.rate_window);
+    let writer = state
+        .writers
+        .of(state.next_connection.fetch_add(1, Ordering::Relaxed));
     let connection = Connection {
+        writer,
         state: state.into_inner(),
         ip,
         ip_addr: ip.to_string().into(),
@@ -169,6 +175,8 @@ fn upgrade(
 /// One WebSocket connection and the node sessions (telemetry ids) it carries.
 struct Connection {
     state: Arc<IngestState>,
+    /// The writer of all this connection's sessions.
+    writer: Addr<Writer>,
     ip: IpAddr,
     ip_addr: Arc<str>,
     /// Its place among the open connections, freed when it ends.
@@ -538,7 +546,7 @@ impl Connection {
 
     /// Hands events to the writer, waiting while its mailbox is full.
     async fn send(&self, events: Vec<Event>, messages: u64) {
-        let writer = &self.state.writer;
+        let writer = &self.writer;
         let sent = match writer.try_send(StoreEvents(events)) {
             Ok(()) => true,
             Err(actix::dev::SendError::Full(msg)) => writer.send(msg).await.is_ok(),

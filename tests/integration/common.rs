@@ -259,7 +259,7 @@ impl TestApp {
                 ))
                 .unwrap();
                 let _ = service.server.await;
-                drain(&service.writer, config.shutdown_timeout).await
+                drain(&service.writers, config.shutdown_timeout).await
             })
         });
         let (addr, metrics, stopper) = rx

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use chrono::Utc;
-use tetcore_analytics::actors::writer::{Drain, Event, StoreEvents, Writer, WriterSettings};
-use tetcore_analytics::db::ingest::Deadlines;
+use tetcore_analytics::actors::writer::{Drain, Event, StoreEvents, WriterSettings, Writers};
+use tetcore_analytics::db::ingest::{Deadlines, WriterId};
 use tetcore_analytics::metrics::Metrics;
 use tokio::sync::Semaphore;
 
@@ -20,8 +19,9 @@ fn a_row_postgres_refuses_costs_only_that_row() {
     let url = db.url.clone();
     let instance = register(&url);
     let drained = actix::System::new().block_on(async move {
-        let writer = Writer::new(
-            url,
+        let writers = Writers::start(
+            1,
+            &url,
             WriterSettings {
                 batch_size: 1000,
                 save_latency: Duration::from_secs(60),
@@ -29,12 +29,12 @@ fn a_row_postgres_refuses_costs_only_that_row() {
                     connect: Duration::from_secs(5),
                     statement: Duration::from_secs(10),
                 },
-                instance,
+                id: WriterId { instance, index: 0 },
             },
-            Arc::new(Semaphore::new(1 << 30)),
-            m.clone(),
-        )
-        .start();
+            &Arc::new(Semaphore::new(1 << 30)),
+            &m,
+        );
+        let writer = writers.of(0);
         // Received a while ago (held back, say): the batch is marked late.
         let at = Utc::now() - chrono::TimeDelta::seconds(30);
         let mut events = vec![Event::Opened {
@@ -61,8 +61,8 @@ fn a_row_postgres_refuses_costs_only_that_row() {
         }
         m.messages_queued.add(1000);
         writer.send(StoreEvents(events)).await.unwrap();
-        tetcore_analytics::drain(&writer, Duration::from_secs(20)).await
-            && writer.send(Drain).await.unwrap() == 0
+        tetcore_analytics::drain(&writers, Duration::from_secs(20)).await
+            && writer.send(Drain { stop: true }).await.unwrap() == 0
     });
     assert!(drained);
     assert_eq!(metrics.rows_stored.get(), 999);
