@@ -75,6 +75,11 @@ class Unreachable extends Error {}
 
 /** GET a JSON API path; an Unreachable error for network failures and 5xx. */
 async function api(path) {
+  return (await apiResponse(path)).body;
+}
+
+/** GET a JSON API path: the parsed body and the response's headers. */
+async function apiResponse(path) {
   let res;
   try {
     res = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
@@ -84,7 +89,7 @@ async function api(path) {
   if (res.status >= 500) throw new Unreachable(`HTTP ${res.status}`);
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new Error((body && body.error) || `HTTP ${res.status}`);
-  return body;
+  return { body, headers: res.headers };
 }
 
 // ---- charts -------------------------------------------------------------------------------
@@ -151,8 +156,14 @@ function seriesOf(points, field) {
 // Each view builds its frame once (controls keep their state and focus) and has a refresh()
 // that fetches and redraws the data parts; the router calls refresh() every REFRESH_MS.
 
+const FLEET_FIELDS = "peer_id,name,chain,version,implementation,authority,ip_addr,best_height,finalized_height,peers,txcount,last_message_at,connected";
+const FLEET_WHOLE_MS = 60e3;
+
 function fleetView(root) {
-  const state = { sort: "name", dir: 1, chain: "", q: "", nodes: [] };
+  // The fleet is fetched whole (only the fields shown) once a minute; in between, each refresh
+  // asks only for the nodes that changed since the last answer (its x-as-of, less 5 s for
+  // instances whose caches run a refresh behind) and merges them in by peer id.
+  const state = { sort: "name", dir: 1, chain: "", q: "", nodes: [], byPeer: new Map(), asOf: null, wholeAt: 0 };
   const summary = h("section", { class: "summary", "aria-label": "Counts" });
   const chainSel = h("select", { id: "chain", "aria-label": "Chain" });
   const search = h("input", {
@@ -268,7 +279,16 @@ function fleetView(root) {
   return {
     title: "Fleet",
     async refresh() {
-      state.nodes = await api("/nodes");
+      const whole = !state.asOf || Date.now() - state.wholeAt > FLEET_WHOLE_MS;
+      const since = whole ? "" : `&since=${encodeURIComponent(new Date(Date.parse(state.asOf) - 5000).toISOString())}`;
+      const { body, headers } = await apiResponse(`/nodes?fields=${FLEET_FIELDS}${since}`);
+      if (whole) {
+        state.byPeer = new Map();
+        state.wholeAt = Date.now();
+      }
+      for (const n of body) state.byPeer.set(n.peer_id, n);
+      state.asOf = headers.get("x-as-of");
+      state.nodes = [...state.byPeer.values()];
       draw();
     },
   };

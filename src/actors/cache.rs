@@ -49,6 +49,8 @@ pub struct NodeState {
     pub finalized_height: Option<i64>,
     pub peers: Option<i64>,
     pub txcount: Option<i64>,
+    /// When this cache last saw the state change (server clock): what `/nodes?since=` follows.
+    pub changed_at: DateTime<Utc>,
 }
 
 struct Entry {
@@ -113,6 +115,7 @@ impl Cache {
 
     fn merge(&mut self, rows: Vec<StateRow>) {
         let now = Instant::now();
+        let wall = Utc::now();
         for row in rows {
             let fresh = NodeState {
                 last_message_at: row.last_message_at,
@@ -120,25 +123,30 @@ impl Cache {
                 finalized_height: row.finalized_height,
                 peers: row.peers,
                 txcount: row.txcount,
+                changed_at: wall,
             };
             match self.entries.get_mut(&row.session) {
-                // What is newer replaces what is known; a value the window lacks stays.
-                Some(entry) if entry.state.last_message_at <= fresh.last_message_at => {
-                    let state = &mut entry.state;
-                    state.last_message_at = fresh.last_message_at;
-                    state.best_height = fresh.best_height.or(state.best_height);
-                    state.finalized_height = fresh.finalized_height.or(state.finalized_height);
-                    state.peers = fresh.peers.or(state.peers);
-                    state.txcount = fresh.txcount.or(state.txcount);
-                    entry.touched = now;
-                }
-                // What is older (history, a late batch) only fills what is missing.
                 Some(entry) => {
                     let state = &mut entry.state;
-                    state.best_height = state.best_height.or(fresh.best_height);
-                    state.finalized_height = state.finalized_height.or(fresh.finalized_height);
-                    state.peers = state.peers.or(fresh.peers);
-                    state.txcount = state.txcount.or(fresh.txcount);
+                    let before = state.clone();
+                    if state.last_message_at <= fresh.last_message_at {
+                        // What is newer replaces what is known; a value the window lacks stays.
+                        state.last_message_at = fresh.last_message_at;
+                        state.best_height = fresh.best_height.or(state.best_height);
+                        state.finalized_height = fresh.finalized_height.or(state.finalized_height);
+                        state.peers = fresh.peers.or(state.peers);
+                        state.txcount = fresh.txcount.or(state.txcount);
+                        entry.touched = now;
+                    } else {
+                        // What is older (history, a late batch) only fills what is missing.
+                        state.best_height = state.best_height.or(fresh.best_height);
+                        state.finalized_height = state.finalized_height.or(fresh.finalized_height);
+                        state.peers = state.peers.or(fresh.peers);
+                        state.txcount = state.txcount.or(fresh.txcount);
+                    }
+                    if *state != before {
+                        state.changed_at = wall;
+                    }
                 }
                 None => {
                     self.entries.insert(

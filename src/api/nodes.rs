@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::params::Params;
 use super::{rfc3339, run_query};
-use crate::actors::cache::{Cache, LatestStates};
+use crate::actors::cache::{Cache, LatestStates, NodeState};
 use crate::db::queries::nodes::{self, LogFilter};
 use crate::db::QueryPool;
 use crate::metrics::Metrics;
@@ -36,7 +36,39 @@ pub struct NodeView {
     pub connected: bool,
 }
 
-/// `GET /nodes[?peer_id=]`: every peer, or only the one asked for.
+/// The fields of a node in `/nodes`, as `fields=` names them.
+pub const NODE_FIELDS: [&str; 19] = [
+    "id",
+    "ip_addr",
+    "peer_id",
+    "created_at",
+    "ended_at",
+    "audit",
+    "name",
+    "chain",
+    "version",
+    "authority",
+    "startup_time",
+    "implementation",
+    "genesis_hash",
+    "best_height",
+    "finalized_height",
+    "peers",
+    "txcount",
+    "last_message_at",
+    "connected",
+];
+
+/// Most nodes one page of `/nodes` holds.
+const NODES_PAGE_MAX: i64 = 100_000;
+
+/// `GET /nodes`: every peer's newest session and state, in `peer_id` order; by default all of
+/// them with every field, as it always was. A client that shows a part asks for that part:
+/// `peer_id`, `chain` and `connected` filter, `since` keeps only nodes that changed after that
+/// time (a new or ended session, a new state in the cache, or `connected` turning false),
+/// `fields` chooses the fields, `limit` and `offset` page. The answer says how many nodes
+/// matched before paging (`x-total-count`) and when it was made (`x-as-of`: the `since` of the
+/// next poll, less a few seconds for instances whose caches run a refresh behind).
 pub async fn list(
     req: HttpRequest,
     pool: web::Data<QueryPool>,
@@ -45,6 +77,13 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let only = params.text("peer_id")?.map(str::to_owned);
+    let chain = params.text("chain")?.map(str::to_owned);
+    let connected_only = params.flag("connected")?;
+    let since = params.time("since")?;
+    let fields = params.list("fields", &NODE_FIELDS)?;
+    let limit = params.whole("limit", 1, NODES_PAGE_MAX)?;
+    let offset = params.whole("offset", 0, i64::MAX)?.unwrap_or(0);
+    let now = Utc::now();
     let sessions = run_query(&pool, &metrics, move |c| {
         nodes::newest_sessions(c, only.as_deref())
     })
@@ -53,27 +92,73 @@ pub async fn list(
         .send(LatestStates(sessions.iter().map(|s| s.id).collect()))
         .await
         .map_err(|e| ApiError::Unavailable(format!("cache: {e}")))?;
-    let now = Utc::now();
-    let views: Vec<NodeView> = sessions
-        .into_iter()
-        .map(|s| {
-            let state = states.get(&s.id);
-            let heard = state.map(|st| st.last_message_at);
-            let recent =
-                heard.is_some_and(|t| (now - t).to_std().unwrap_or_default() < CONNECTED_WITHIN);
-            let connected = s.ended_at.is_none() && recent;
-            NodeView {
-                session: s.into(),
-                best_height: state.and_then(|st| st.best_height),
-                finalized_height: state.and_then(|st| st.finalized_height),
-                peers: state.and_then(|st| st.peers),
-                txcount: state.and_then(|st| st.txcount),
-                last_message_at: heard.map(rfc3339),
-                connected,
-            }
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(views))
+    let changed_since = |s: &nodes::SessionRow, state: Option<&NodeState>, t: DateTime<Utc>| {
+        let gone_quiet = state
+            .and_then(|st| {
+                chrono::TimeDelta::from_std(CONNECTED_WITHIN)
+                    .ok()
+                    .map(|w| st.last_message_at + w)
+            })
+            .is_some_and(|quiet| quiet > t && quiet <= now);
+        s.created_at > t
+            || s.ended_at.is_some_and(|e| e > t)
+            || state.is_some_and(|st| st.changed_at > t)
+            || gone_quiet
+    };
+    let matching = sessions.into_iter().filter_map(|s| {
+        let state = states.get(&s.id);
+        if chain.is_some() && s.chain != chain {
+            return None;
+        }
+        if since.is_some_and(|t| !changed_since(&s, state, t)) {
+            return None;
+        }
+        let view = NodeView::new(s, state, now);
+        connected_only
+            .is_none_or(|c| view.connected == c)
+            .then_some(view)
+    });
+    let views: Vec<NodeView> = matching.collect();
+    let total = views.len();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let page = views.into_iter().skip(skip).take(take);
+    let mut answer = HttpResponse::Ok();
+    answer
+        .insert_header(("x-total-count", total.to_string()))
+        .insert_header(("x-as-of", rfc3339(now)));
+    Ok(match fields {
+        None => answer.json(page.collect::<Vec<_>>()),
+        Some(fields) => answer.json(page.map(|v| v.only(&fields)).collect::<Vec<_>>()),
+    })
+}
+
+impl NodeView {
+    fn new(s: nodes::SessionRow, state: Option<&NodeState>, now: DateTime<Utc>) -> NodeView {
+        let heard = state.map(|st| st.last_message_at);
+        let recent =
+            heard.is_some_and(|t| (now - t).to_std().unwrap_or_default() < CONNECTED_WITHIN);
+        let connected = s.ended_at.is_none() && recent;
+        NodeView {
+            session: s.into(),
+            best_height: state.and_then(|st| st.best_height),
+            finalized_height: state.and_then(|st| st.finalized_height),
+            peers: state.and_then(|st| st.peers),
+            txcount: state.and_then(|st| st.txcount),
+            last_message_at: heard.map(rfc3339),
+            connected,
+        }
+    }
+
+    /// Only the named fields (names from `NODE_FIELDS`).
+    fn only(&self, fields: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+        let mut all = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        all.retain(|k, _| fields.contains(&k.as_str()));
+        all
+    }
 }
 
 /// Most messages `/nodes/logs` returns at once, and how many when `limit` is not given.

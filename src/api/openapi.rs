@@ -204,9 +204,28 @@ pub fn document() -> Value {
             "/healthz": get("The process is alive (no database call)", vec![], json!({"200": {"description": "alive"}})),
             "/readyz": get("The write queue has room and the service is not stopping (the database's state is in the body, and does not decide)", vec![], json!({"200": {"description": "ready"}, "503": {"description": "not ready, with a reason"}})),
             "/openapi.json": get("This document", vec![], json!({"200": {"description": "OpenAPI 3"}})),
-            "/nodes": get("Each peer's newest session with its latest state", vec![
-                query("peer_id", "only this peer", json!({"type": "string", "minLength": 1}), false),
-            ], ok("nodes", list("Node"))),
+            "/nodes": {"get": {
+                "summary": "Each peer's newest session with its latest state, in peer_id order; every node with every field unless asked for less",
+                "parameters": [
+                    query("peer_id", "only this peer", json!({"type": "string", "minLength": 1}), false),
+                    query("chain", "only nodes of this chain", json!({"type": "string", "minLength": 1}), false),
+                    query("connected", "only connected (true) or gone (false) nodes", json!({"type": "boolean"}), false),
+                    time("since", "only nodes that changed after this: a new or ended session, a new state, or connected turning false (poll with the last answer's x-as-of, less a few seconds)"),
+                    json!({"name": "fields", "in": "query", "required": false, "style": "form", "explode": false, "description": "only these fields, comma-separated", "schema": {"type": "array", "items": {"type": "string", "enum": crate::api::nodes::NODE_FIELDS}, "minItems": 1}}),
+                    query("limit", "most nodes returned (default: all)", json!({"type": "integer", "minimum": 1, "maximum": 100_000}), false),
+                    query("offset", "nodes skipped first", json!({"type": "integer", "minimum": 0, "default": 0}), false),
+                ],
+                "responses": {
+                    "200": {"description": "nodes (objects with only the fields asked for, if fields is given)",
+                        "headers": {
+                            "x-total-count": {"description": "nodes that matched before limit and offset", "schema": {"type": "integer"}},
+                            "x-as-of": {"description": "when the answer was made (RFC 3339 UTC): the since of the next poll", "schema": {"type": "string", "format": "date-time"}}
+                        },
+                        "content": {"application/json": {"schema": list("Node")}}},
+                    "400": {"$ref": "#/components/responses/BadParam"},
+                    "503": {"$ref": "#/components/responses/Unavailable"}
+                }
+            }},
             "/nodes/log_stats": get("A peer's messages received in the window, counted by kind, biggest first", vec![
                 peer(),
                 time("start_time", "window start (default: end_time minus 24 hours)"),

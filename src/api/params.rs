@@ -91,16 +91,54 @@ impl Params {
 
     /// A whole number from 1 to `max`, `default` when absent.
     pub fn limit(&self, name: &'static str, default: i64, max: i64) -> Result<i64, ApiError> {
+        Ok(self.whole(name, 1, max)?.unwrap_or(default))
+    }
+
+    /// A whole number from `min` to `max`, if given.
+    pub fn whole(&self, name: &'static str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
         let Some(text) = self.text(name)? else {
-            return Ok(default);
+            return Ok(None);
         };
         match text.parse::<i64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(ApiError::bad(
                 name,
-                &format!("must be a whole number from 1 to {max}"),
+                &format!("must be a whole number from {min} to {max}"),
             )),
         }
+    }
+
+    /// `true` or `false`, if given.
+    pub fn flag(&self, name: &'static str) -> Result<Option<bool>, ApiError> {
+        match self.text(name)? {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::bad(name, "must be true or false")),
+        }
+    }
+
+    /// A comma-separated list, each item one of `allowed`; `None` when absent.
+    pub fn list(
+        &self,
+        name: &'static str,
+        allowed: &[&'static str],
+    ) -> Result<Option<Vec<&'static str>>, ApiError> {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
+        text.split(',')
+            .map(|item| {
+                allowed
+                    .iter()
+                    .find(|a| **a == item)
+                    .copied()
+                    .ok_or_else(|| {
+                        ApiError::bad(name, &format!("must list some of: {}", allowed.join(", ")))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 }
 
@@ -143,6 +181,25 @@ mod tests {
         assert_eq!(bad_param(p.limit("word", 100, 10_000).unwrap_err()), "word");
         assert_eq!(p.limit("ok", 100, 10_000).unwrap(), 5);
         assert_eq!(p.limit("absent", 100, 10_000).unwrap(), 100);
+    }
+
+    #[test]
+    fn flags_and_lists_are_strict() {
+        let p =
+            Params::parse("a=true&b=false&c=yes&f=name,peers&g=name,nope&h=name,,peers").unwrap();
+        assert_eq!(p.flag("a").unwrap(), Some(true));
+        assert_eq!(p.flag("b").unwrap(), Some(false));
+        assert_eq!(p.flag("none").unwrap(), None);
+        assert_eq!(bad_param(p.flag("c").unwrap_err()), "c");
+        let allowed = ["name", "peers"];
+        assert_eq!(p.list("f", &allowed).unwrap(), Some(vec!["name", "peers"]));
+        assert_eq!(bad_param(p.list("g", &allowed).unwrap_err()), "g");
+        assert_eq!(bad_param(p.list("h", &allowed).unwrap_err()), "h");
+        assert_eq!(p.list("none", &allowed).unwrap(), None);
+        assert_eq!(
+            bad_param(Params::parse("o=-1").unwrap().whole("o", 0, 9).unwrap_err()),
+            "o"
+        );
     }
 
     #[test]

@@ -34,6 +34,12 @@ try {
     });
     page.on("pageerror", (e) => problems.push(`${width}px uncaught: ${e.message}`));
     page.on("requestfailed", (r) => outage || problems.push(`${width}px request failed: ${r.url()} ${r.failure()?.errorText}`));
+    // The fleet's polls: what it asks /nodes for.
+    const fleetPolls = [];
+    page.on("request", (r) => {
+      const url = new URL(r.url());
+      if (url.pathname === "/nodes" && !url.searchParams.has("peer_id")) fleetPolls.push(url);
+    });
 
     // A plain GET / lands on the fleet page.
     const response = await page.goto(`${base}/`);
@@ -58,6 +64,15 @@ try {
     const summary = await page.locator(".summary").innerText();
     if (!summary.includes("Chains") || !summary.includes("Versions")) throw new Error(`no counts: ${summary}`);
     step(`${width}px: fleet row: ${rowText.replace(/\s+/g, " ")}`);
+    if (width === 1280) {
+      // After the first whole fetch, the fleet asks only for what changed, with only the fields it shows.
+      const deadline = Date.now() + 15000;
+      while (!fleetPolls.some((u) => u.searchParams.has("since")) && Date.now() < deadline) await page.waitForTimeout(250);
+      if (!fleetPolls.some((u) => u.searchParams.has("since"))) throw new Error("the fleet never polled with since=");
+      if (!fleetPolls.every((u) => u.searchParams.get("fields")?.includes("best_height"))) throw new Error("a fleet poll asked for every field");
+      if (!/connected/.test(await row.innerText())) throw new Error("the node vanished after an incremental poll");
+      step(`${width}px: fleet polls: ${fleetPolls.length}, incremental after the first`);
+    }
 
     // Filtering by text hides it, and clearing brings it back; sorting is a keyboard button.
     await page.fill("#q", "no-such-node-anywhere");
@@ -130,13 +145,14 @@ try {
       await page.click('nav a[data-section="fleet"]');
       await page.waitForSelector("#fleet tbody tr");
       outage = true;
-      await page.route("**/nodes", (r) => r.abort());
+      const fleetRequests = /\/nodes(\?|$)/;
+      await page.route(fleetRequests, (r) => r.abort());
       await page.waitForFunction(() => /unreachable/.test(document.getElementById("status").textContent), null, { timeout: 15000 });
       const row = await page.locator(`#fleet tbody tr[data-peer="${peerId}"]`).count();
       if (row !== 1) throw new Error("the last data vanished during the outage");
       step(`outage: ${await page.locator("#status").innerText()}`);
       await page.screenshot({ path: join(artifacts, "outage-1280.png") });
-      await page.unroute("**/nodes");
+      await page.unroute(fleetRequests);
       await page.waitForFunction(() => /^Live/.test(document.getElementById("status").textContent), null, { timeout: 15000 });
       outage = false;
       step("outage: recovered");

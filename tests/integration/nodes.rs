@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{wait_for, FakeNode, TestApp, TestDb};
+use crate::common::{raw_request, wait_for, FakeNode, TestApp, TestDb};
 
 fn connected(peer: &str, name: &str) -> String {
     format!(
@@ -485,4 +485,136 @@ fn log_stats_counts_the_last_day_unless_asked_for_more() {
         "/nodes/log_stats?peer_id=12D3KooWOld&start_time=2030-01-01T00:00:00Z&end_time=2029-01-01T00:00:00Z",
     );
     assert_eq!((status, error["param"].as_str()), (400, Some("start_time")));
+}
+
+/// Objects of a JSON array answer, by `peer_id`.
+fn peers_of(body: &str) -> Vec<Value> {
+    serde_json::from_str::<Vec<Value>>(body).unwrap()
+}
+
+#[test]
+fn nodes_answers_only_the_fields_pages_filters_and_changes_asked_for() {
+    let db = TestDb::new();
+    let app = TestApp::start(
+        &db,
+        &[
+            ("CACHE_UPDATE_INTERVAL_MS", "100"),
+            ("DB_SAVE_LATENCY_MS", "20"),
+        ],
+    );
+    let import = |h: i64| {
+        format!(
+            r#"{{"id":1,"payload":{{"msg":"block.import","height":{h},"best":"0x01","origin":"Own"}},"ts":"t"}}"#
+        )
+    };
+    let mut fleet = Vec::new();
+    for (i, peer) in ["12D3KooWA", "12D3KooWB", "12D3KooWC"].iter().enumerate() {
+        let mut node = FakeNode::connect(&app.url("/"));
+        let hello = connected(peer, &format!("n{i}"));
+        // The third node is on another chain.
+        node.binary(&if i == 2 {
+            hello.replace("Testnet", "Other")
+        } else {
+            hello
+        });
+        node.binary(&import(10 + i as i64));
+        fleet.push(node);
+    }
+    wait_for(
+        "the cache to know every height",
+        Duration::from_secs(10),
+        || {
+            let list = nodes(&app);
+            list.len() == 3 && list.iter().all(|n| n["best_height"].is_i64())
+        },
+    );
+
+    // Every field by default, as always.
+    let all = nodes(&app);
+    assert_eq!(all.len(), 3);
+    let keys: Vec<&str> = all[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = tetcore_analytics::api::nodes::NODE_FIELDS.to_vec();
+    expected.sort_unstable();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort_unstable();
+    assert_eq!(
+        keys_sorted, expected,
+        "fields= names every field /nodes has"
+    );
+
+    // Only the fields asked for.
+    let (status, body) = app.get("/nodes?fields=peer_id,best_height");
+    assert_eq!(status, 200, "{body}");
+    let slim = peers_of(&body);
+    assert_eq!(
+        slim[1],
+        serde_json::json!({"peer_id": "12D3KooWB", "best_height": 11})
+    );
+    assert!(body.len() * 4 < serde_json::to_string(&all).unwrap().len());
+
+    // Pages in peer_id order, with the total before paging.
+    let page = raw_request(
+        app.addr,
+        "GET /nodes?fields=peer_id&limit=2&offset=1 HTTP/1.1\r\nHost: x\r\nConnection: close",
+        b"",
+    );
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-total-count"), Some("3"));
+    assert_eq!(
+        peers_of(&page.body),
+        vec![
+            serde_json::json!({"peer_id": "12D3KooWB"}),
+            serde_json::json!({"peer_id": "12D3KooWC"})
+        ]
+    );
+    assert_eq!(app.get("/nodes?offset=3").1, "[]");
+
+    // Filters.
+    let (_, body) = app.get("/nodes?chain=Other&fields=peer_id");
+    assert_eq!(
+        peers_of(&body),
+        vec![serde_json::json!({"peer_id": "12D3KooWC"})]
+    );
+
+    // Only what changed since the last answer.
+    let as_of = page.header("x-as-of").unwrap().to_owned();
+    assert!(as_of.ends_with('Z'), "{as_of}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, body) = app.get(&format!("/nodes?since={as_of}&fields=peer_id"));
+    assert_eq!(body, "[]", "nothing changed yet");
+    fleet[1].binary(&import(20));
+    wait_for("B's new height, alone", Duration::from_secs(10), || {
+        let (_, body) = app.get(&format!("/nodes?since={as_of}&fields=peer_id,best_height"));
+        peers_of(&body) == vec![serde_json::json!({"peer_id": "12D3KooWB", "best_height": 20})]
+    });
+    // A node that leaves changes too, and `connected` filters.
+    drop(fleet.pop());
+    wait_for("C gone", Duration::from_secs(10), || {
+        let (_, body) = app.get(&format!(
+            "/nodes?since={as_of}&connected=false&fields=peer_id"
+        ));
+        peers_of(&body) == vec![serde_json::json!({"peer_id": "12D3KooWC"})]
+    });
+    let (_, body) = app.get("/nodes?connected=true&fields=peer_id");
+    assert_eq!(peers_of(&body).len(), 2);
+
+    // Every mistake is a 400 naming its parameter.
+    for (query, param) in [
+        ("fields=peer_id,nope", "fields"),
+        ("fields=", "fields"),
+        ("limit=0", "limit"),
+        ("limit=100001", "limit"),
+        ("offset=-1", "offset"),
+        ("since=yesterday", "since"),
+        ("connected=maybe", "connected"),
+    ] {
+        let (status, body) = app.get(&format!("/nodes?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(param), "{query}: {body}");
+    }
 }
