@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
         }
     };
     raise_open_file_limit(&config);
+    return_large_buffers();
     let pool = db::pool(&config);
     let instance = prepare_database(
         db::libpq_url(&config.database_url, config.db_connect_timeout),
@@ -126,6 +127,22 @@ fn raise_open_file_limit(config: &Config) {
         );
     } else {
         log::info!("open-file limit: {}", limit.rlim_cur);
+    }
+}
+
+/// glibc's allocator raises its mmap threshold each time a large buffer is freed, so after a
+/// few big answers (`/nodes` of 10,000 nodes is megabytes, built by any of the worker threads)
+/// such buffers come from the threads' heaps, which keep the memory for good. A fixed threshold
+/// keeps them mmapped, and given back to the system when freed.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: libc::c_int = 256 * 1024;
+        // SAFETY: mallopt only sets a parameter of the allocator; it is called before the
+        // server's threads exist.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            log::warn!("could not set the allocator's mmap threshold");
+        }
     }
 }
 

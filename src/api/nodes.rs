@@ -23,19 +23,6 @@ use crate::metrics::Metrics;
 /// (a session left open by an instance that died is not connected).
 const CONNECTED_WITHIN: Duration = Duration::from_secs(60);
 
-/// One node as `/nodes` shows it: its newest session and the cache's view of its state.
-#[derive(Serialize)]
-pub struct NodeView {
-    #[serde(flatten)]
-    pub session: SessionView,
-    pub best_height: Option<i64>,
-    pub finalized_height: Option<i64>,
-    pub peers: Option<i64>,
-    pub txcount: Option<i64>,
-    pub last_message_at: Option<String>,
-    pub connected: bool,
-}
-
 /// The fields of a node in `/nodes`, as `fields=` names them.
 pub const NODE_FIELDS: [&str; 19] = [
     "id",
@@ -105,59 +92,115 @@ pub async fn list(
             || state.is_some_and(|st| st.changed_at > t)
             || gone_quiet
     };
-    let matching = sessions.into_iter().filter_map(|s| {
-        let state = states.get(&s.id);
-        if chain.is_some() && s.chain != chain {
-            return None;
-        }
-        if since.is_some_and(|t| !changed_since(&s, state, t)) {
-            return None;
-        }
-        let view = NodeView::new(s, state, now);
-        connected_only
-            .is_none_or(|c| view.connected == c)
-            .then_some(view)
+    let mask = fields.map_or(u32::MAX, |fields| {
+        fields
+            .iter()
+            .filter_map(|f| NODE_FIELDS.iter().position(|n| n == f))
+            .fold(0, |m, i| m | 1 << i)
     });
-    let views: Vec<NodeView> = matching.collect();
-    let total = views.len();
-    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let mut matching: Vec<Node> = Vec::new();
+    for session in sessions {
+        let state = states.get(&session.id).cloned();
+        if chain.is_some() && session.chain != chain {
+            continue;
+        }
+        if since.is_some_and(|t| !changed_since(&session, state.as_ref(), t)) {
+            continue;
+        }
+        let node = Node::new(session, state, now);
+        if connected_only.is_none_or(|c| node.connected == c) {
+            matching.push(node);
+        }
+    }
+    let total = matching.len();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
     let take = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    let page = views.into_iter().skip(skip).take(take);
-    let mut answer = HttpResponse::Ok();
-    answer
+    let page = &matching[skip..total.min(skip.saturating_add(take))];
+    let body = serde_json::to_vec(&Fleet { nodes: page, mask })
+        .map_err(|e| ApiError::Internal(format!("serialising /nodes: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
         .insert_header(("x-total-count", total.to_string()))
-        .insert_header(("x-as-of", rfc3339(now)));
-    Ok(match fields {
-        None => answer.json(page.collect::<Vec<_>>()),
-        Some(fields) => answer.json(page.map(|v| v.only(&fields)).collect::<Vec<_>>()),
-    })
+        .insert_header(("x-as-of", rfc3339(now)))
+        .body(body))
 }
 
-impl NodeView {
-    fn new(s: nodes::SessionRow, state: Option<&NodeState>, now: DateTime<Utc>) -> NodeView {
-        let heard = state.map(|st| st.last_message_at);
-        let recent =
-            heard.is_some_and(|t| (now - t).to_std().unwrap_or_default() < CONNECTED_WITHIN);
-        let connected = s.ended_at.is_none() && recent;
-        NodeView {
-            session: s.into(),
-            best_height: state.and_then(|st| st.best_height),
-            finalized_height: state.and_then(|st| st.finalized_height),
-            peers: state.and_then(|st| st.peers),
-            txcount: state.and_then(|st| st.txcount),
-            last_message_at: heard.map(rfc3339),
+/// One node as `/nodes` shows it: its newest session and the cache's view of its state.
+struct Node {
+    session: nodes::SessionRow,
+    state: Option<NodeState>,
+    connected: bool,
+}
+
+impl Node {
+    fn new(session: nodes::SessionRow, state: Option<NodeState>, now: DateTime<Utc>) -> Node {
+        let recent = state.as_ref().is_some_and(|st| {
+            (now - st.last_message_at).to_std().unwrap_or_default() < CONNECTED_WITHIN
+        });
+        let connected = session.ended_at.is_none() && recent;
+        Node {
+            session,
+            state,
             connected,
         }
     }
+}
 
-    /// Only the named fields (names from `NODE_FIELDS`).
-    fn only(&self, fields: &[&str]) -> serde_json::Map<String, serde_json::Value> {
-        let mut all = match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        all.retain(|k, _| fields.contains(&k.as_str()));
-        all
+/// The answer of `/nodes`: each node as an object of the fields in `mask` (bit i: field i of
+/// `NODE_FIELDS`), written straight from the rows, with nothing built per node in between
+/// (at 10,000 nodes an answer is megabytes; a copy of it per node would be several more).
+struct Fleet<'a> {
+    nodes: &'a [Node],
+    mask: u32,
+}
+
+impl Serialize for Fleet<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.nodes.iter().map(|node| Shown {
+            node,
+            mask: self.mask,
+        }))
+    }
+}
+
+struct Shown<'a> {
+    node: &'a Node,
+    mask: u32,
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (s, st) = (&self.node.session, self.node.state.as_ref());
+        let mut map = serializer.serialize_map(None)?;
+        // Field i of NODE_FIELDS, its value worked out only when it is shown.
+        macro_rules! field {
+            ($i:expr, $value:expr) => {
+                if self.mask & (1 << $i) != 0 {
+                    map.serialize_entry(NODE_FIELDS[$i], &$value)?;
+                }
+            };
+        }
+        field!(0, s.id);
+        field!(1, s.ip_addr);
+        field!(2, Some(&s.peer_id).filter(|p| !p.is_empty()));
+        field!(3, rfc3339(s.created_at));
+        field!(4, s.ended_at.map(rfc3339));
+        field!(5, s.audit);
+        field!(6, s.name);
+        field!(7, s.chain);
+        field!(8, s.version);
+        field!(9, s.authority);
+        field!(10, s.startup_time);
+        field!(11, s.implementation);
+        field!(12, s.genesis_hash);
+        field!(13, st.and_then(|st| st.best_height));
+        field!(14, st.and_then(|st| st.finalized_height));
+        field!(15, st.and_then(|st| st.peers));
+        field!(16, st.and_then(|st| st.txcount));
+        field!(17, st.map(|st| rfc3339(st.last_message_at)));
+        field!(18, self.node.connected);
+        map.end()
     }
 }
 
