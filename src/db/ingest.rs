@@ -241,7 +241,7 @@ impl WriterDb {
             )
             .await?,
             copy: prepare(
-                "COPY tetcore_logs (peer_connection_id, created_at, audit, logs) FROM STDIN",
+                "COPY tetcore_logs (peer_connection_id, created_at, audit, logs) FROM STDIN (FORMAT binary)",
             )
             .await?,
             mark_batch: prepare(
