@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::params::Params;
 use super::{rfc3339, run_query};
-use crate::actors::cache::{Cache, LatestStates, NodeState};
+use crate::actors::cache::{Cache, CurrentFleet, Fleet, FleetUnknown, NodeState};
 use crate::db::queries::nodes::{self, LogFilter};
 use crate::db::QueryPool;
 use crate::metrics::Metrics;
@@ -55,30 +55,29 @@ const NODES_PAGE_MAX: i64 = 100_000;
 /// time (a new or ended session, a new state in the cache, or `connected` turning false),
 /// `fields` chooses the fields, `limit` and `offset` page. The answer says how many nodes
 /// matched before paging (`x-total-count`) and when it was made (`x-as-of`: the `since` of the
-/// next poll, less a few seconds for instances whose caches run a refresh behind).
+/// next poll, less a few seconds for instances whose caches run a refresh behind). Answered
+/// from the cache's fleet, as of its last refresh (`CACHE_UPDATE_INTERVAL_MS`).
 pub async fn list(
     req: HttpRequest,
     pool: web::Data<QueryPool>,
     cache: web::Data<Addr<Cache>>,
-    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
-    let only = params.text("peer_id")?.map(str::to_owned);
-    let chain = params.text("chain")?.map(str::to_owned);
+    let only = params.text("peer_id")?;
+    let chain = params.text("chain")?;
     let connected_only = params.flag("connected")?;
     let since = params.time("since")?;
     let fields = params.list("fields", &NODE_FIELDS)?;
     let limit = params.whole("limit", 1, NODES_PAGE_MAX)?;
     let offset = params.whole("offset", 0, i64::MAX)?.unwrap_or(0);
     let now = Utc::now();
-    let sessions = run_query(&pool, &metrics, move |c| {
-        nodes::newest_sessions(c, only.as_deref())
-    })
-    .await?;
-    let states = cache
-        .send(LatestStates(sessions.iter().map(|s| s.id).collect()))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("cache: {e}")))?;
+    let fleet = current_fleet(&cache, pool.deadline).await?;
+    let mask = fields.map_or(u32::MAX, |fields| {
+        fields
+            .iter()
+            .filter_map(|f| NODE_FIELDS.iter().position(|n| n == f))
+            .fold(0, |m, i| m | 1 << i)
+    });
     let changed_since = |s: &nodes::SessionRow, state: Option<&NodeState>, t: DateTime<Utc>| {
         let gone_quiet = state
             .and_then(|st| {
@@ -92,19 +91,13 @@ pub async fn list(
             || state.is_some_and(|st| st.changed_at > t)
             || gone_quiet
     };
-    let mask = fields.map_or(u32::MAX, |fields| {
-        fields
-            .iter()
-            .filter_map(|f| NODE_FIELDS.iter().position(|n| n == f))
-            .fold(0, |m, i| m | 1 << i)
-    });
     let mut matching: Vec<Node> = Vec::new();
-    for session in sessions {
-        let state = states.get(&session.id).cloned();
-        if chain.is_some() && session.chain != chain {
-            continue;
-        }
-        if since.is_some_and(|t| !changed_since(&session, state.as_ref(), t)) {
+    for session in &fleet.sessions {
+        let state = fleet.states.get(&session.id);
+        if only.is_some_and(|p| session.peer_id != p)
+            || chain.is_some_and(|c| session.chain.as_deref() != Some(c))
+            || since.is_some_and(|t| !changed_since(session, state, t))
+        {
             continue;
         }
         let node = Node::new(session, state, now);
@@ -116,7 +109,7 @@ pub async fn list(
     let skip = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
     let take = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let page = &matching[skip..total.min(skip.saturating_add(take))];
-    let body = serde_json::to_vec(&Fleet { nodes: page, mask })
+    let body = serde_json::to_vec(&Answer { nodes: page, mask })
         .map_err(|e| ApiError::Internal(format!("serialising /nodes: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
@@ -125,16 +118,51 @@ pub async fn list(
         .body(body))
 }
 
+/// The cache's newest fleet. Right after start, the first refresh may still run: waits for it
+/// (polling) up to `deadline`.
+async fn current_fleet(
+    cache: &Addr<Cache>,
+    deadline: Duration,
+) -> Result<std::sync::Arc<Fleet>, ApiError> {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        let answer = cache
+            .send(CurrentFleet)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cache: {e}")))?;
+        match answer {
+            Ok(fleet) => return Ok(fleet),
+            Err(FleetUnknown::NotYet) if std::time::Instant::now() < until => {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(FleetUnknown::NotYet) => {
+                return Err(ApiError::Unavailable(
+                    "the cache has not read the database yet".into(),
+                ))
+            }
+            Err(FleetUnknown::Failed) => {
+                return Err(ApiError::Unavailable(
+                    "the cache's last read of the database failed".into(),
+                ))
+            }
+        }
+    }
+}
+
 /// One node as `/nodes` shows it: its newest session and the cache's view of its state.
-struct Node {
-    session: nodes::SessionRow,
-    state: Option<NodeState>,
+struct Node<'a> {
+    session: &'a nodes::SessionRow,
+    state: Option<&'a NodeState>,
     connected: bool,
 }
 
-impl Node {
-    fn new(session: nodes::SessionRow, state: Option<NodeState>, now: DateTime<Utc>) -> Node {
-        let recent = state.as_ref().is_some_and(|st| {
+impl<'a> Node<'a> {
+    fn new(
+        session: &'a nodes::SessionRow,
+        state: Option<&'a NodeState>,
+        now: DateTime<Utc>,
+    ) -> Node<'a> {
+        let recent = state.is_some_and(|st| {
             (now - st.last_message_at).to_std().unwrap_or_default() < CONNECTED_WITHIN
         });
         let connected = session.ended_at.is_none() && recent;
@@ -149,12 +177,12 @@ impl Node {
 /// The answer of `/nodes`: each node as an object of the fields in `mask` (bit i: field i of
 /// `NODE_FIELDS`), written straight from the rows, with nothing built per node in between
 /// (at 10,000 nodes an answer is megabytes; a copy of it per node would be several more).
-struct Fleet<'a> {
-    nodes: &'a [Node],
+struct Answer<'a> {
+    nodes: &'a [Node<'a>],
     mask: u32,
 }
 
-impl Serialize for Fleet<'_> {
+impl Serialize for Answer<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.nodes.iter().map(|node| Shown {
             node,
@@ -164,14 +192,14 @@ impl Serialize for Fleet<'_> {
 }
 
 struct Shown<'a> {
-    node: &'a Node,
+    node: &'a Node<'a>,
     mask: u32,
 }
 
 impl Serialize for Shown<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (s, st) = (&self.node.session, self.node.state.as_ref());
+        let (s, st) = (self.node.session, self.node.state);
         let mut map = serializer.serialize_map(None)?;
         // Field i of NODE_FIELDS, its value worked out only when it is shown.
         macro_rules! field {

@@ -36,18 +36,14 @@ pub struct SessionRow {
     pub genesis_hash: Option<String>,
 }
 
-/// The newest session of every peer id (or only of `peer_id`), by peer id.
-pub fn newest_sessions(
-    conn: &mut PgConnection,
-    peer_id: Option<&str>,
-) -> QueryResult<Vec<SessionRow>> {
+/// The newest session of every peer id, by peer id.
+pub fn newest_sessions(conn: &mut PgConnection) -> QueryResult<Vec<SessionRow>> {
     sql_query(
         "SELECT DISTINCT ON (peer_id) id, ip_addr, peer_id, created_at, ended_at, audit, name, \
                 chain, version, authority, startup_time, implementation, genesis_hash \
-         FROM peer_connections WHERE peer_id IS NOT NULL AND ($1::text IS NULL OR peer_id = $1) \
+         FROM peer_connections WHERE peer_id IS NOT NULL \
          ORDER BY peer_id, created_at DESC, id DESC",
     )
-    .bind::<Nullable<Text>, _>(peer_id)
     .load(conn)
 }
 
