@@ -26,7 +26,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use diesel::{sql_query, Connection, RunQueryDsl};
 
-use crate::db::queries::nodes::{self, SessionRow, StateRow};
+use crate::db::queries::nodes::{self, SessionRow, SessionsFingerprint, StateRow};
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 
@@ -76,6 +76,7 @@ pub struct Cache {
     seen_marks: HashSet<i64>,
     refreshing: bool,
     fleet: Option<Arc<Fleet>>,
+    sessions_read: Option<SessionsFingerprint>,
     /// Whether the last refresh failed.
     failing: bool,
 }
@@ -89,19 +90,23 @@ struct Plan {
     floor: DateTime<Utc>,
     seen: HashSet<i64>,
     first: bool,
+    /// The sessions' fingerprint when they were last read.
+    sessions_read: Option<SessionsFingerprint>,
 }
 
 /// What it found.
 struct Found {
     rows: Vec<StateRow>,
     marks: HashSet<i64>,
-    sessions: Vec<SessionRow>,
+    /// The sessions, if they changed since they were last read, and their fingerprint.
+    sessions: Option<Vec<SessionRow>>,
+    fingerprint: SessionsFingerprint,
 }
 
 /// Every peer's newest session (in `peer_id` order) and the states this cache holds for them,
 /// as of one refresh.
 pub struct Fleet {
-    pub sessions: Vec<SessionRow>,
+    pub sessions: Arc<Vec<SessionRow>>,
     pub states: HashMap<i64, NodeState>,
 }
 
@@ -136,6 +141,7 @@ impl Cache {
             seen_marks: HashSet::new(),
             refreshing: false,
             fleet: None,
+            sessions_read: None,
             failing: false,
         }
     }
@@ -192,8 +198,14 @@ impl Cache {
         self.metrics.cache_entries.set(self.entries.len() as i64);
     }
 
-    /// Makes `sessions`, with the states now known, the fleet `/nodes` answers from.
-    fn publish(&mut self, sessions: Vec<SessionRow>) {
+    /// Makes `sessions` (or, if they did not change, the ones it has), with the states now
+    /// known, the fleet `/nodes` answers from.
+    fn publish(&mut self, sessions: Option<Vec<SessionRow>>) {
+        let sessions = match (sessions, &self.fleet) {
+            (Some(sessions), _) => Arc::new(sessions),
+            (None, Some(fleet)) => fleet.sessions.clone(),
+            (None, None) => Arc::new(Vec::new()),
+        };
         let states = sessions
             .iter()
             .filter_map(|s| self.entries.get(&s.id).map(|e| (s.id, e.state.clone())))
@@ -231,6 +243,7 @@ impl Handler<Refresh> for Cache {
                 floor,
                 seen: self.seen_marks.clone(),
                 first: false,
+                sessions_read: self.sessions_read.clone(),
             },
             _ => Plan {
                 after: (started_at - CHUNK).max(floor),
@@ -238,6 +251,7 @@ impl Handler<Refresh> for Cache {
                 floor,
                 seen: HashSet::new(),
                 first: true,
+                sessions_read: None,
             },
         };
         let backfill = plan.backfill;
@@ -276,6 +290,7 @@ impl Handler<Refresh> for Cache {
                 Ok(found) => {
                     cache.merge(found.rows);
                     cache.publish(found.sessions);
+                    cache.sessions_read = Some(found.fingerprint);
                     cache.failing = false;
                     cache.read_until = Some(started_at);
                     cache.metrics.cache_refreshed_at.set(Utc::now().timestamp());
@@ -299,6 +314,7 @@ impl Handler<Refresh> for Cache {
 
 /// One refresh's reads, in one transaction.
 fn read(conn: &mut diesel::PgConnection, plan: &Plan) -> diesel::QueryResult<Found> {
+    let fingerprint = nodes::sessions_fingerprint(conn)?;
     let marks = nodes::late_marks(conn, MARKS_WITHIN)?;
     let mut rows = nodes::states_between(conn, plan.after, None)?;
     if let Some((from, to)) = plan.backfill {
@@ -318,7 +334,11 @@ fn read(conn: &mut diesel::PgConnection, plan: &Plan) -> diesel::QueryResult<Fou
     Ok(Found {
         rows,
         marks: marks.into_iter().map(|m| m.id).collect(),
-        sessions: nodes::newest_sessions(conn)?,
+        sessions: match &plan.sessions_read {
+            Some(read) if *read == fingerprint => None,
+            _ => Some(nodes::newest_sessions(conn)?),
+        },
+        fingerprint,
     })
 }
 

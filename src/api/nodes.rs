@@ -92,7 +92,7 @@ pub async fn list(
             || gone_quiet
     };
     let mut matching: Vec<Node> = Vec::new();
-    for session in &fleet.sessions {
+    for session in fleet.sessions.iter() {
         let state = fleet.states.get(&session.id);
         if only.is_some_and(|p| session.peer_id != p)
             || chain.is_some_and(|c| session.chain.as_deref() != Some(c))

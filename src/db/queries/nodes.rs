@@ -36,6 +36,31 @@ pub struct SessionRow {
     pub genesis_hash: Option<String>,
 }
 
+/// What changes when any session is added, ended, updated by `system.connected` or purged:
+/// compared between refreshes, so the sessions are read again only when it changed.
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+pub struct SessionsFingerprint {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    max_id: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    ended: i64,
+    /// Any `connected_at` that moves moves the sum.
+    #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
+    connected_at_sum: Option<f64>,
+}
+
+/// One scan of `peer_connections` without sorting or sending its rows.
+pub fn sessions_fingerprint(conn: &mut PgConnection) -> QueryResult<SessionsFingerprint> {
+    sql_query(
+        "SELECT count(*) AS count, max(id) AS max_id, count(ended_at) AS ended, \
+                sum(extract(epoch FROM connected_at))::float8 AS connected_at_sum \
+         FROM peer_connections",
+    )
+    .get_result(conn)
+}
+
 /// The newest session of every peer id, by peer id.
 pub fn newest_sessions(conn: &mut PgConnection) -> QueryResult<Vec<SessionRow>> {
     sql_query(
