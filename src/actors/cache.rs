@@ -1,24 +1,22 @@
 //! The cache actor: the latest state of every node session (heights, peers, tx count, last
-//! message), refreshed from PostgreSQL every `CACHE_UPDATE_INTERVAL_MS` by reading only the
-//! messages received since the last refresh (less a margin for batches still committing).
+//! message), refreshed from PostgreSQL every `CACHE_UPDATE_INTERVAL_MS`. The writers keep each
+//! session's state in `tetcore_node_state`, in the transaction that stores its messages; a
+//! refresh reads only the rows changed since the last one (less a margin for transactions
+//! still committing), so its cost follows the sessions that talk, not the messages they send.
+//! The first refresh after a start reads every session heard from within `CACHE_EXPIRY_S`.
 //! Reading the database, not this process's sockets, gives every instance behind a load
 //! balancer the same answers.
 //!
-//! Every refresh reads a bounded window: the first after a start reads the last minute, and each
-//! later one also fills in one more minute of older history, until `CACHE_EXPIRY_S` back. Rows
-//! committed long after they were received (the backlog after an outage) are found through the
-//! writers' marks in `tetcore_late_batches`: a new mark has the next refresh look back to its
-//! oldest message. Newer values replace older ones; older ones only fill what is missing.
-//!
-//! Each refresh also reads every peer's newest session, and publishes them with their states as
-//! one shared, immutable `Fleet`: `/nodes` answers every poll from it, without a query or a
-//! copy of its own (at 10,000 nodes, a copy per poll was megabytes and a database round trip).
+//! Each refresh also reads every peer's newest session (when they changed), and publishes them
+//! with their states as one shared, immutable `Fleet`: `/nodes` answers every poll from it,
+//! without a query or a copy of its own (at 10,000 nodes, a copy per poll was megabytes and a
+//! database round trip).
 //!
 //! A refresh slower than `CACHE_UPDATE_TIMEOUT_S` is logged and one that reaches four times that
 //! is cut off by its statement timeout; entries untouched for `CACHE_EXPIRY_S` are dropped, so
-//! memory follows the sessions that talk, not the traffic.
+//! memory follows the sessions that talk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,15 +28,9 @@ use crate::db::queries::nodes::{self, SessionRow, SessionsFingerprint, StateRow}
 use crate::db::{self, DbPool};
 use crate::metrics::Metrics;
 
-/// Messages committed up to this long after they were received are still seen; later ones are
-/// marked late by the writer.
+/// A state changed this long before a refresh started is still read by it: a writer's
+/// transaction commits this soon after it changed the row.
 const COMMIT_MARGIN: Duration = Duration::from_secs(5);
-
-/// The window of history the first refresh reads, and each later one adds, going back.
-const CHUNK: Duration = Duration::from_secs(60);
-
-/// Late marks are looked for this far back (a batch's transaction is far shorter).
-const MARKS_WITHIN: Duration = Duration::from_secs(600);
 
 pub struct CacheSettings {
     pub interval: Duration,
@@ -58,22 +50,13 @@ pub struct NodeState {
     pub changed_at: DateTime<Utc>,
 }
 
-struct Entry {
-    state: NodeState,
-    touched: Instant,
-}
-
 pub struct Cache {
     pool: DbPool,
     settings: CacheSettings,
     metrics: Metrics,
-    entries: HashMap<i64, Entry>,
-    /// Messages received after this were read by the last refresh (less the margin).
+    entries: HashMap<i64, NodeState>,
+    /// When the last successful refresh started (its reads saw every change before it).
     read_until: Option<DateTime<Utc>>,
-    /// History from here on has been read (going back to `CACHE_EXPIRY_S`).
-    backfilled_to: Option<DateTime<Utc>>,
-    /// Late marks already acted on.
-    seen_marks: HashSet<i64>,
     refreshing: bool,
     fleet: Option<Arc<Fleet>>,
     sessions_read: Option<SessionsFingerprint>,
@@ -81,23 +64,17 @@ pub struct Cache {
     failing: bool,
 }
 
-/// What one refresh reads: messages received after `after`, older history in `backfill`, and
-/// late marks not in `seen` (all of them taken as seen on the first refresh, whose backfill
-/// covers them).
+/// What one refresh reads: states changed after `after` (every state heard from after `floor`
+/// when `None`), and the sessions unless they still match `sessions_read`.
 struct Plan {
-    after: DateTime<Utc>,
-    backfill: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    after: Option<DateTime<Utc>>,
     floor: DateTime<Utc>,
-    seen: HashSet<i64>,
-    first: bool,
-    /// The sessions' fingerprint when they were last read.
     sessions_read: Option<SessionsFingerprint>,
 }
 
 /// What it found.
 struct Found {
     rows: Vec<StateRow>,
-    marks: HashSet<i64>,
     /// The sessions, if they changed since they were last read, and their fingerprint.
     sessions: Option<Vec<SessionRow>>,
     fingerprint: SessionsFingerprint,
@@ -137,8 +114,6 @@ impl Cache {
             metrics,
             entries: HashMap::new(),
             read_until: None,
-            backfilled_to: None,
-            seen_marks: HashSet::new(),
             refreshing: false,
             fleet: None,
             sessions_read: None,
@@ -147,7 +122,6 @@ impl Cache {
     }
 
     fn merge(&mut self, rows: Vec<StateRow>) {
-        let now = Instant::now();
         let wall = Utc::now();
         for row in rows {
             let fresh = NodeState {
@@ -159,42 +133,21 @@ impl Cache {
                 changed_at: wall,
             };
             match self.entries.get_mut(&row.session) {
-                Some(entry) => {
-                    let state = &mut entry.state;
-                    let before = state.clone();
-                    if state.last_message_at <= fresh.last_message_at {
-                        // What is newer replaces what is known; a value the window lacks stays.
-                        state.last_message_at = fresh.last_message_at;
-                        state.best_height = fresh.best_height.or(state.best_height);
-                        state.finalized_height = fresh.finalized_height.or(state.finalized_height);
-                        state.peers = fresh.peers.or(state.peers);
-                        state.txcount = fresh.txcount.or(state.txcount);
-                        entry.touched = now;
-                    } else {
-                        // What is older (history, a late batch) only fills what is missing.
-                        state.best_height = state.best_height.or(fresh.best_height);
-                        state.finalized_height = state.finalized_height.or(fresh.finalized_height);
-                        state.peers = state.peers.or(fresh.peers);
-                        state.txcount = state.txcount.or(fresh.txcount);
-                    }
-                    if *state != before {
-                        state.changed_at = wall;
-                    }
-                }
-                None => {
-                    self.entries.insert(
-                        row.session,
-                        Entry {
-                            state: fresh,
-                            touched: now,
-                        },
-                    );
+                // Read again within the margin, unchanged: it keeps when it changed.
+                Some(known)
+                    if NodeState {
+                        changed_at: known.changed_at,
+                        ..fresh
+                    } == *known => {}
+                _ => {
+                    self.entries.insert(row.session, fresh);
                 }
             }
         }
-        let expiry = self.settings.expiry;
+        let expiry =
+            chrono::TimeDelta::from_std(self.settings.expiry).unwrap_or(chrono::TimeDelta::MAX);
         self.entries
-            .retain(|_, e| now.duration_since(e.touched) < expiry);
+            .retain(|_, state| wall - state.last_message_at < expiry);
         self.metrics.cache_entries.set(self.entries.len() as i64);
     }
 
@@ -208,7 +161,7 @@ impl Cache {
         };
         let states = sessions
             .iter()
-            .filter_map(|s| self.entries.get(&s.id).map(|e| (s.id, e.state.clone())))
+            .filter_map(|s| self.entries.get(&s.id).map(|state| (s.id, state.clone())))
             .collect();
         self.fleet = Some(Arc::new(Fleet { sessions, states }));
     }
@@ -236,25 +189,11 @@ impl Handler<Refresh> for Cache {
             .ok()
             .and_then(|expiry| started_at.checked_sub_signed(expiry))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let plan = match (self.read_until, self.backfilled_to) {
-            (Some(until), Some(back)) => Plan {
-                after: until - COMMIT_MARGIN,
-                backfill: (back > floor).then(|| ((back - CHUNK).max(floor), back)),
-                floor,
-                seen: self.seen_marks.clone(),
-                first: false,
-                sessions_read: self.sessions_read.clone(),
-            },
-            _ => Plan {
-                after: (started_at - CHUNK).max(floor),
-                backfill: None,
-                floor,
-                seen: HashSet::new(),
-                first: true,
-                sessions_read: None,
-            },
+        let plan = Plan {
+            after: self.read_until.map(|until| until - COMMIT_MARGIN),
+            floor,
+            sessions_read: self.sessions_read.clone(),
         };
-        let backfill = plan.backfill;
         let pool = self.pool.clone();
         let metrics = self.metrics.clone();
         let cutoff = self.settings.timeout * 4;
@@ -294,11 +233,6 @@ impl Handler<Refresh> for Cache {
                     cache.failing = false;
                     cache.read_until = Some(started_at);
                     cache.metrics.cache_refreshed_at.set(Utc::now().timestamp());
-                    cache.seen_marks = found.marks;
-                    cache.backfilled_to = match backfill {
-                        Some((from, _)) => Some(from),
-                        None => cache.backfilled_to.or(Some(started_at - CHUNK)),
-                    };
                     Ok(())
                 }
                 Err(e) => {
@@ -315,25 +249,8 @@ impl Handler<Refresh> for Cache {
 /// One refresh's reads, in one transaction.
 fn read(conn: &mut diesel::PgConnection, plan: &Plan) -> diesel::QueryResult<Found> {
     let fingerprint = nodes::sessions_fingerprint(conn)?;
-    let marks = nodes::late_marks(conn, MARKS_WITHIN)?;
-    let mut rows = nodes::states_between(conn, plan.after, None)?;
-    if let Some((from, to)) = plan.backfill {
-        rows.extend(nodes::states_between(conn, from, Some(to))?);
-    }
-    // Rows committed late: from the oldest of them (not behind what the cache keeps) up to
-    // where this refresh's own window starts.
-    let late = marks
-        .iter()
-        .filter(|m| !plan.first && !plan.seen.contains(&m.id))
-        .map(|m| m.oldest)
-        .min();
-    if let Some(oldest) = late.filter(|t| *t <= plan.after) {
-        let from = (oldest - chrono::TimeDelta::milliseconds(1)).max(plan.floor);
-        rows.extend(nodes::states_between(conn, from, Some(plan.after))?);
-    }
     Ok(Found {
-        rows,
-        marks: marks.into_iter().map(|m| m.id).collect(),
+        rows: nodes::states(conn, plan.after, plan.floor)?,
         sessions: match &plan.sessions_read {
             Some(read) if *read == fingerprint => None,
             _ => Some(nodes::newest_sessions(conn)?),

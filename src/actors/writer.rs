@@ -5,7 +5,7 @@
 //! in flight while each socket's events (all of its sessions) stay in order in one writer.
 //!
 //! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`),
-//! ended sessions, the batch's number in `tetcore_writer_batches`, and a mark in
+//! the state they tell of their sessions (`tetcore_node_state`), ended sessions, the batch's number in `tetcore_writer_batches`, and a mark in
 //! `tetcore_late_batches` if its oldest message is more than 2 s old. What happens on a
 //! failure is PostgreSQL's call, by SQLSTATE: only a row's own fault (classes 22 and 23, 54000)
 //! has the batch written again with savepoints, split until the refused rows stand alone; they
@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
 use crate::db::ingest::{Deadlines, Fault, WriterDb, WriterId};
-use crate::db::models::{LogRow, NewSession, NodeInfo};
+use crate::db::models::{LogRow, NewSession, NodeInfo, NodeStateRow, StateUpdate};
 use crate::metrics::{DropReason, Metrics};
 
 /// Identifies a node session (connection, telemetry id) within this process.
@@ -63,6 +63,8 @@ pub enum Event {
         audit: bool,
         at: DateTime<Utc>,
         logs: String,
+        /// What it tells of its node's state (`tetcore_node_state`).
+        state: Option<StateUpdate>,
         cost: u32,
     },
     /// The connection closed.
@@ -660,7 +662,21 @@ async fn write_events(
         Mode::Careful => copy_isolating(db, &log_rows, &mut written).await?,
     }
 
-    // 4. Ended sessions, and this instance when it stops.
+    // 4. What the messages tell of their sessions' state, newest last.
+    let states = node_states(batch, |session| {
+        ids.get(session).or_else(|| new_ids.get(session)).copied()
+    });
+    match mode {
+        Mode::Fast => db.upsert_states(&states).await?,
+        Mode::Careful => {
+            if let Some(e) = in_savepoint(db, db.upsert_states(&states)).await? {
+                written.refused(&e);
+                log::warn!("node states refused, left as they were: {e}");
+            }
+        }
+    }
+
+    // 5. Ended sessions, and this instance when it stops.
     let ended: Vec<(i64, DateTime<Utc>)> = batch
         .iter()
         .filter_map(|e| match e {
@@ -678,6 +694,40 @@ async fn write_events(
         }
     }
     Ok(written)
+}
+
+/// Each session's state after the batch's messages: the newest value of each field (the events
+/// are in the order their socket received them), and the time of its newest message.
+fn node_states(batch: &[Event], id_of: impl Fn(&SessionKey) -> Option<i64>) -> Vec<NodeStateRow> {
+    let mut rows: Vec<NodeStateRow> = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    for event in batch {
+        let Event::Log {
+            session, at, state, ..
+        } = event
+        else {
+            continue;
+        };
+        let Some(id) = id_of(session) else {
+            continue;
+        };
+        let i = *index.entry(id).or_insert_with(|| {
+            rows.push(NodeStateRow::new(id, *at));
+            rows.len() - 1
+        });
+        let row = &mut rows[i];
+        row.last_message_at = row.last_message_at.max(*at);
+        match state {
+            Some(StateUpdate::Best(h)) => row.best_height = Some(*h),
+            Some(StateUpdate::Finalized(h)) => row.finalized_height = Some(*h),
+            Some(StateUpdate::Interval { peers, txcount }) => {
+                row.peers = peers.or(row.peers);
+                row.txcount = txcount.or(row.txcount);
+            }
+            None => {}
+        }
+    }
+    rows
 }
 
 /// Runs one statement in a savepoint. `Ok(Some(fault))`: PostgreSQL refused its rows and the

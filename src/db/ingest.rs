@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use crate::db::models::{LogRow, NewSession, NodeInfo};
+use crate::db::models::{LogRow, NewSession, NodeInfo, NodeStateRow};
 use crate::db::queries::logs;
 
 /// How long the writer waits for PostgreSQL.
@@ -188,6 +188,7 @@ struct Statements {
     update_info: Statement,
     end_sessions: Statement,
     copy: Statement,
+    upsert_states: Statement,
     mark_batch: Statement,
     last_batch: Statement,
     end_instance: Statement,
@@ -244,6 +245,7 @@ impl WriterDb {
                 "COPY tetcore_logs (peer_connection_id, created_at, audit, logs) FROM STDIN (FORMAT binary)",
             )
             .await?,
+            upsert_states: prepare(UPSERT_STATES).await?,
             mark_batch: prepare(
                 "INSERT INTO tetcore_writer_batches (instance_id, writer, last_batch) \
                  VALUES ($1, $2, $3) \
@@ -429,6 +431,31 @@ impl WriterDb {
         .await
     }
 
+    /// Brings the sessions' rows in `tetcore_node_state` up to the batch's messages.
+    pub async fn upsert_states(&self, rows: &[NodeStateRow]) -> Result<(), Fault> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&NodeStateRow) -> Option<i64>| -> Vec<Option<i64>> {
+            rows.iter().map(f).collect()
+        };
+        let ids: Vec<i64> = rows.iter().map(|r| r.peer_connection_id).collect();
+        let at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.last_message_at).collect();
+        self.run(
+            "updating node states",
+            &self.statements.upsert_states,
+            &[
+                &ids,
+                &at,
+                &column(|r| r.best_height),
+                &column(|r| r.finalized_height),
+                &column(|r| r.peers),
+                &column(|r| r.txcount),
+            ],
+        )
+        .await
+    }
+
     /// Records, inside the batch's transaction, that batch `number` of `writer` is stored.
     pub async fn mark_batch(&self, writer: WriterId, number: u64) -> Result<(), Fault> {
         let number = i64::try_from(number).unwrap_or(i64::MAX);
@@ -490,6 +517,20 @@ const INSERT_SESSIONS: &str = "\
         $18::text[]) \
         AS s(id, ip, audit, tid, created, connected, peer_id, name, chain, version, authority, \
              startup_time, implementation, genesis_hash, target_os, target_arch, target_env, sysinfo)";
+
+const UPSERT_STATES: &str = "\
+    INSERT INTO tetcore_node_state AS s (peer_connection_id, last_message_at, best_height, \
+        finalized_height, peers, txcount, updated_at) \
+    SELECT id, at, best, finalized, peers, txcount, clock_timestamp() \
+    FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], \
+        $6::bigint[]) AS u(id, at, best, finalized, peers, txcount) \
+    ON CONFLICT (peer_connection_id) DO UPDATE SET \
+        last_message_at = greatest(s.last_message_at, excluded.last_message_at), \
+        best_height = coalesce(excluded.best_height, s.best_height), \
+        finalized_height = coalesce(excluded.finalized_height, s.finalized_height), \
+        peers = coalesce(excluded.peers, s.peers), \
+        txcount = coalesce(excluded.txcount, s.txcount), \
+        updated_at = excluded.updated_at";
 
 const UPDATE_INFO: &str = "\
     UPDATE peer_connections SET connected_at = $2, peer_id = $3, name = $4, chain = $5, \

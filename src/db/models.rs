@@ -42,3 +42,43 @@ pub struct LogRow<'a> {
     /// The normalised message, JSON object text.
     pub logs: &'a str,
 }
+
+/// What one message says about its node's state (`tetcore_node_state`): a number, or a string
+/// of at most 18 digits; anything else is no value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StateUpdate {
+    /// `block.import`: its height.
+    Best(i64),
+    /// `notify.finalized`: its height.
+    Finalized(i64),
+    /// `system.interval`: its peers and tx pool size, either may be missing.
+    Interval {
+        peers: Option<i64>,
+        txcount: Option<i64>,
+    },
+}
+
+/// A session's state after a batch: `None` where the batch told nothing new (the stored value
+/// stays).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStateRow {
+    pub peer_connection_id: i64,
+    pub last_message_at: DateTime<Utc>,
+    pub best_height: Option<i64>,
+    pub finalized_height: Option<i64>,
+    pub peers: Option<i64>,
+    pub txcount: Option<i64>,
+}
+
+impl NodeStateRow {
+    pub fn new(peer_connection_id: i64, at: DateTime<Utc>) -> NodeStateRow {
+        NodeStateRow {
+            peer_connection_id,
+            last_message_at: at,
+            best_height: None,
+            finalized_height: None,
+            peers: None,
+            txcount: None,
+        }
+    }
+}

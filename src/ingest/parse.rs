@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::wire::{ConnectedWire, FrameProbe, PayloadProbe};
-use crate::db::models::NodeInfo;
+use super::wire::{ConnectedWire, FrameProbe, PayloadProbe, StateProbe};
+use crate::db::models::{NodeInfo, StateUpdate};
 use crate::metrics::{DropReason, Oddity};
 
 /// The message kinds documented in `telemetry_messages.json`.
@@ -48,6 +48,8 @@ pub struct Parsed {
     pub oddity: Option<Oddity>,
     /// Filled for `system.connected`.
     pub connected: Option<NodeInfo>,
+    /// Filled for the kinds that tell the node's state.
+    pub state: Option<StateUpdate>,
 }
 
 pub const CONNECTED: &str = "system.connected";
@@ -74,6 +76,7 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Parsed, DropReason> {
         Some(CONNECTED) => Some(node_info(&logs)),
         _ => None,
     };
+    let state = msg.as_deref().and_then(|m| state_update(m, &logs));
     if oddity.is_none() {
         oddity = match msg.as_deref() {
             None => Some(Oddity::NoMsg),
@@ -86,7 +89,39 @@ pub fn parse_frame(bytes: &[u8]) -> Result<Parsed, DropReason> {
         logs,
         oddity,
         connected,
+        state,
     })
+}
+
+/// The state a message of kind `msg` tells, read from its normalised text.
+fn state_update(msg: &str, logs: &str) -> Option<StateUpdate> {
+    if !matches!(msg, "block.import" | "notify.finalized" | "system.interval") {
+        return None;
+    }
+    let probe: StateProbe = serde_json::from_str(logs).ok()?;
+    let count = |v: Option<&serde_json::value::RawValue>| v.and_then(|v| whole(v.get()));
+    match msg {
+        "block.import" => count(probe.height).map(StateUpdate::Best),
+        "notify.finalized" => count(probe.height).map(StateUpdate::Finalized),
+        _ => {
+            let (peers, txcount) = (count(probe.peers), count(probe.txcount));
+            (peers.is_some() || txcount.is_some())
+                .then_some(StateUpdate::Interval { peers, txcount })
+        }
+    }
+}
+
+/// A JSON number or string that is 1 to 18 decimal digits and nothing else (what
+/// `~ '^[0-9]{1,18}$'` takes of `->>`'s text).
+fn whole(raw: &str) -> Option<i64> {
+    let digits = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 type Normalised = (u64, String, Option<String>, Option<Oddity>);
@@ -297,6 +332,45 @@ mod tests {
         assert_eq!(v["ts"], "2026-11-27T08:31:24.767+00:00");
         assert_eq!(v["id"], 7);
         assert!(v.get("payload").is_none());
+    }
+
+    #[test]
+    fn state_comes_from_the_kinds_that_tell_it_in_every_era() {
+        let state = |frame: &str| parse_frame(frame.as_bytes()).unwrap().state;
+        assert_eq!(
+            state(r#"{"id":1,"payload":{"msg":"block.import","height":12,"best":"0x1"},"ts":"t"}"#),
+            Some(StateUpdate::Best(12))
+        );
+        assert_eq!(
+            state(r#"{"msg":"notify.finalized","height":"10","best":"0x1"}"#),
+            Some(StateUpdate::Finalized(10))
+        );
+        assert_eq!(
+            state(
+                r#"{"id":1,"payload":{"msg":"system.interval","peers":5,"bandwidth_upload":1},"ts":"t"}"#
+            ),
+            Some(StateUpdate::Interval {
+                peers: Some(5),
+                txcount: None
+            })
+        );
+        assert_eq!(
+            state(r#"{"msg":"system.interval","bandwidth_upload":1}"#),
+            None
+        );
+        for bad in [
+            "-1",
+            "1.5",
+            "\"x\"",
+            "1234567890123456789",
+            "null",
+            "\"\"",
+            "1e3",
+        ] {
+            let frame = format!(r#"{{"msg":"block.import","height":{bad}}}"#);
+            assert_eq!(state(&frame), None, "{bad}");
+        }
+        assert_eq!(state(r#"{"msg":"txpool.import","height":3}"#), None);
     }
 
     #[test]

@@ -508,6 +508,7 @@ impl Connection {
             audit: self.audit,
             at,
             logs: parsed.logs,
+            state: parsed.state,
             cost,
         });
         self.pending_messages += 1;

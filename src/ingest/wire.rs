@@ -29,6 +29,17 @@ pub struct PayloadProbe<'a> {
     pub msg: Option<Cow<'a, str>>,
 }
 
+/// The fields of a normalised message that make its node's state.
+#[derive(Deserialize)]
+pub struct StateProbe<'a> {
+    #[serde(borrow, default)]
+    pub height: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub peers: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub txcount: Option<&'a RawValue>,
+}
+
 /// `system.connected`, any era. Every field is optional and read as whatever JSON came, because
 /// client versions disagree on types (`startup_time` is a string of digits in all known ones,
 /// but a number would be no surprise).

@@ -394,6 +394,24 @@ fn insert_history(db: &TestDb, id: i64, peer: &str, age: &str, height: i64) {
     .unwrap();
 }
 
+/// A session heard from `age` ago with the state a writer would have left for it.
+fn insert_state(db: &TestDb, id: i64, peer: &str, age: &str, height: i64) {
+    use diesel::RunQueryDsl;
+    let mut conn = db.conn();
+    diesel::sql_query(format!(
+        "INSERT INTO peer_connections (id, ip_addr, created_at, peer_id, name) \
+         VALUES ({id}, '10.0.0.{id}', now() - interval '{age}' - interval '1 second', '{peer}', '{peer}')"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO tetcore_node_state (peer_connection_id, last_message_at, best_height) \
+         VALUES ({id}, now() - interval '{age}', {height})"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+}
+
 fn best_height(app: &TestApp, peer: &str) -> Option<i64> {
     nodes(app)
         .into_iter()
@@ -402,11 +420,12 @@ fn best_height(app: &TestApp, peer: &str) -> Option<i64> {
 }
 
 #[test]
-fn the_cache_reads_history_a_minute_at_a_time_back_to_its_expiry() {
+fn the_cache_starts_from_every_state_heard_within_its_expiry() {
     let db = TestDb::new();
-    // Before the start: one node heard from 10 s ago, one 20 minutes ago.
-    insert_history(&db, 1, "12D3KooWRecent", "10 seconds", 7);
-    insert_history(&db, 2, "12D3KooWEarlier", "20 minutes", 5);
+    // Before the start: nodes heard from 10 s, 20 minutes and 2 hours ago.
+    insert_state(&db, 1, "12D3KooWRecent", "10 seconds", 7);
+    insert_state(&db, 2, "12D3KooWEarlier", "20 minutes", 5);
+    insert_state(&db, 3, "12D3KooWLongAgo", "2 hours", 3);
     let app = TestApp::start(
         &db,
         &[
@@ -414,54 +433,67 @@ fn the_cache_reads_history_a_minute_at_a_time_back_to_its_expiry() {
             ("CACHE_EXPIRY_S", "3600"),
         ],
     );
-    wait_for("the recent node's state", Duration::from_secs(10), || {
+    wait_for("the first refresh", Duration::from_secs(10), || {
         best_height(&app, "12D3KooWRecent") == Some(7)
     });
-    // The older one is found as the history is filled in, a minute per refresh.
-    wait_for("the earlier node's state", Duration::from_secs(30), || {
-        best_height(&app, "12D3KooWEarlier") == Some(5)
-    });
+    assert_eq!(best_height(&app, "12D3KooWEarlier"), Some(5));
+    assert_eq!(
+        best_height(&app, "12D3KooWLongAgo"),
+        None,
+        "beyond CACHE_EXPIRY_S"
+    );
+    assert_eq!(app.metrics.cache_entries.get(), 2);
     assert_eq!(app.metrics.cache_refresh_failures.get(), 0);
 }
 
 #[test]
-fn rows_committed_late_reach_the_cache_through_their_mark() {
-    use diesel::RunQueryDsl;
+fn the_writer_keeps_each_sessions_state_as_its_messages_tell_it() {
     let db = TestDb::new();
     let app = TestApp::start(
         &db,
         &[
             ("CACHE_UPDATE_INTERVAL_MS", "100"),
-            ("CACHE_EXPIRY_S", "3600"),
+            ("DB_SAVE_LATENCY_MS", "20"),
         ],
     );
-    insert_history(&db, 1, "12D3KooWBacklog", "1 second", 1);
-    wait_for("the node's state", Duration::from_secs(10), || {
-        best_height(&app, "12D3KooWBacklog") == Some(1)
-    });
-    // Let the cache's window move past a minute ago, then commit a backlog received then, with
-    // its mark, as the writer does after an outage.
-    std::thread::sleep(Duration::from_secs(1));
-    let mut conn = db.conn();
-    diesel::sql_query(
-        "INSERT INTO peer_connections (id, ip_addr, created_at, peer_id, name) \
-         VALUES (2, '10.0.0.2', now() - interval '2 minutes', '12D3KooWLate', 'late')",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    diesel::sql_query(
-        "WITH rows AS (INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
-         VALUES (2, now() - interval '90 seconds', false, '{\"msg\":\"block.import\",\"height\":42}') \
-         RETURNING created_at) \
-         INSERT INTO tetcore_late_batches (oldest, instance_id) SELECT min(created_at), 0 FROM rows",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    wait_for(
-        "the late rows in the cache",
-        Duration::from_secs(10),
-        || best_height(&app, "12D3KooWLate") == Some(42),
+    let mut node = FakeNode::connect(&app.url("/"));
+    node.binary(&connected("12D3KooWState", "stateful"));
+    // In one batch and across batches: the newest value of each field wins, a message without
+    // a field leaves it, and what is not a height is no height.
+    for frame in [
+        r#"{"id":1,"payload":{"msg":"block.import","height":5,"best":"0x05","origin":"Own"},"ts":"t"}"#,
+        r#"{"id":1,"payload":{"msg":"block.import","height":7,"best":"0x07","origin":"Own"},"ts":"t"}"#,
+        r#"{"id":1,"payload":{"msg":"notify.finalized","height":"6","best":"0x06"},"ts":"t"}"#,
+        r#"{"id":1,"payload":{"msg":"system.interval","peers":3,"bandwidth_upload":1},"ts":"t"}"#,
+    ] {
+        node.binary(frame);
+    }
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 5);
+    node.binary(r#"{"id":1,"payload":{"msg":"system.interval","txcount":9,"height":99},"ts":"t"}"#);
+    node.binary(
+        r#"{"id":1,"payload":{"msg":"block.import","height":"eight","origin":"Own"},"ts":"t"}"#,
     );
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 7);
+    let rows = db.json(
+        "SELECT s.best_height, s.finalized_height, s.peers, s.txcount, \
+                s.last_message_at = (SELECT max(created_at) FROM tetcore_logs) AS newest \
+         FROM tetcore_node_state s",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"best_height": 7, "finalized_height": 6, "peers": 3, "txcount": 9, "newest": true})
+        ]
+    );
+    wait_for("the cache to follow", Duration::from_secs(10), || {
+        let list = nodes(&app);
+        list.len() == 1 && list[0]["txcount"] == 9
+    });
+    let view = &nodes(&app)[0];
+    assert_eq!(view["best_height"], 7);
+    assert_eq!(view["finalized_height"], 6);
+    assert_eq!(view["peers"], 3);
+    drop(node);
 }
 
 #[test]

@@ -56,6 +56,7 @@ fn a_row_postgres_refuses_costs_only_that_row() {
                 audit: false,
                 at,
                 logs,
+                state: None,
                 cost: 10,
             });
         }

@@ -72,7 +72,7 @@ pub fn newest_sessions(conn: &mut PgConnection) -> QueryResult<Vec<SessionRow>> 
     .load(conn)
 }
 
-/// What the messages of one session since some time say, newest value of each.
+/// A session's row of `tetcore_node_state`.
 #[derive(QueryableByName, Debug, Clone, PartialEq)]
 pub struct StateRow {
     #[diesel(sql_type = BigInt)]
@@ -89,50 +89,21 @@ pub struct StateRow {
     pub txcount: Option<i64>,
 }
 
-/// The latest state of every session that sent anything received in (`after`, `until`]
-/// (`until` `None`: up to now). Values are taken only where they are whole numbers (nodes format
-/// some as strings, and types drift).
-pub fn states_between(
+/// The node states a writer changed after `updated_after`, or, without it, those of every
+/// session heard from after `heard_after`.
+pub fn states(
     conn: &mut PgConnection,
-    after: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
+    updated_after: Option<DateTime<Utc>>,
+    heard_after: DateTime<Utc>,
 ) -> QueryResult<Vec<StateRow>> {
     sql_query(
-        "SELECT peer_connection_id AS session, max(created_at) AS last_message_at, \
-           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC, id DESC) \
-              FILTER (WHERE logs->>'msg' = 'block.import' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS best_height, \
-           (array_agg((logs->>'height')::bigint ORDER BY created_at DESC, id DESC) \
-              FILTER (WHERE logs->>'msg' = 'notify.finalized' AND logs->>'height' ~ '^[0-9]{1,18}$'))[1] AS finalized_height, \
-           (array_agg((logs->>'peers')::bigint ORDER BY created_at DESC, id DESC) \
-              FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'peers' ~ '^[0-9]{1,18}$'))[1] AS peers, \
-           (array_agg((logs->>'txcount')::bigint ORDER BY created_at DESC, id DESC) \
-              FILTER (WHERE logs->>'msg' = 'system.interval' AND logs->>'txcount' ~ '^[0-9]{1,18}$'))[1] AS txcount \
-         FROM tetcore_logs WHERE created_at > $1 AND ($2::timestamptz IS NULL OR created_at <= $2) \
-         GROUP BY peer_connection_id",
+        "SELECT peer_connection_id AS session, last_message_at, best_height, finalized_height, \
+                peers, txcount \
+         FROM tetcore_node_state \
+         WHERE last_message_at > $2 AND ($1::timestamptz IS NULL OR updated_at > $1)",
     )
-    .bind::<Timestamptz, _>(after)
-    .bind::<Nullable<Timestamptz>, _>(until)
-    .load(conn)
-}
-
-#[derive(QueryableByName, Debug)]
-pub struct LateMark {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Timestamptz)]
-    pub oldest: DateTime<Utc>,
-}
-
-/// Batches marked late (`tetcore_late_batches`) in the last `within`.
-pub fn late_marks(
-    conn: &mut PgConnection,
-    within: std::time::Duration,
-) -> QueryResult<Vec<LateMark>> {
-    sql_query(
-        "SELECT id, oldest FROM tetcore_late_batches \
-         WHERE marked_at > now() - make_interval(secs => $1)",
-    )
-    .bind::<diesel::sql_types::Double, _>(within.as_secs_f64())
+    .bind::<Nullable<Timestamptz>, _>(updated_after)
+    .bind::<Timestamptz, _>(heard_after)
     .load(conn)
 }
 

@@ -1,0 +1,1 @@
+DROP TABLE tetcore_node_state;
