@@ -147,3 +147,41 @@ fn schema_rs_matches_the_migrated_database() {
         assert_eq!(columns, actual, "{table}");
     }
 }
+
+/// Migration 10 fills `tetcore_node_state` from the messages of the two minutes before it, with
+/// the rules the writers use.
+#[test]
+fn the_node_state_migration_fills_the_live_fleet_from_its_messages() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    conn.revert_last_migration(db::MIGRATIONS)
+        .expect("migration 10 reverts");
+    sql_query("INSERT INTO peer_connections (id, ip_addr) VALUES (1, '10.0.0.1'), (2, '10.0.0.2')")
+        .execute(&mut conn)
+        .unwrap();
+    sql_query(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) VALUES
+           (1, now() - interval '50 seconds', false, '{\"msg\":\"block.import\",\"height\":5}'),
+           (1, now() - interval '40 seconds', false, '{\"msg\":\"block.import\",\"height\":7}'),
+           (1, now() - interval '30 seconds', false, '{\"msg\":\"notify.finalized\",\"height\":\"6\"}'),
+           (1, now() - interval '20 seconds', false, '{\"msg\":\"system.interval\",\"peers\":3}'),
+           (1, now() - interval '10 seconds', false, '{\"msg\":\"block.import\",\"height\":\"x\"}'),
+           (2, now() - interval '10 minutes', false, '{\"msg\":\"block.import\",\"height\":9}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    db::prepare(&mut conn, 24).expect("migration 10 applies again");
+    let rows = db.json(
+        "SELECT peer_connection_id, best_height, finalized_height, peers, txcount, \
+                last_message_at > now() - interval '11 seconds' AS newest \
+         FROM tetcore_node_state",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"peer_connection_id": 1, "best_height": 7, "finalized_height": 6,
+            "peers": 3, "txcount": null, "newest": true})
+        ],
+        "session 2 was last heard 10 minutes before: its next message fills its row"
+    );
+}
