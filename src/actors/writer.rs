@@ -5,11 +5,12 @@
 //! in flight while each socket's events (all of its sessions) stay in order in one writer.
 //!
 //! A batch is one transaction: new sessions, `system.connected` updates, the messages (`COPY`),
-//! the state they tell of their sessions (`tetcore_node_state`), ended sessions, the batch's number in `tetcore_writer_batches`, and a mark in
-//! `tetcore_late_batches` if its oldest message is more than 2 s old. What happens on a
-//! failure is PostgreSQL's call, by SQLSTATE: only a row's own fault (classes 22 and 23, 54000)
-//! has the batch written again with savepoints, split until the refused rows stand alone; they
-//! are dropped and counted (`db_rejected`). Every other failure (connection, read-only, disk
+//! the state they tell of their sessions (`tetcore_node_state`), ended sessions, the batch's
+//! number in `tetcore_writer_batches`, and a mark in `tetcore_late_batches` if its oldest
+//! message is more than 2 s old. What happens on a failure is PostgreSQL's call, by SQLSTATE:
+//! only a row's own fault (classes 22 and 23, 54000) has the batch written again with
+//! savepoints, split until the refused rows stand alone; they are dropped and counted
+//! (`db_rejected`). Every other failure (connection, read-only, disk
 //! full, timeouts, locks, privileges, ...) keeps the whole batch at the head of the queue, to be
 //! retried with capped, jittered backoff. If the answer to COMMIT was lost, the retry first
 //! asks whether the batch's number was recorded, so a batch is stored exactly once. Memory is

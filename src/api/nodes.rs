@@ -83,7 +83,7 @@ pub async fn list(
             .and_then(|st| {
                 chrono::TimeDelta::from_std(CONNECTED_WITHIN)
                     .ok()
-                    .map(|w| st.last_message_at + w)
+                    .and_then(|w| st.last_message_at.checked_add_signed(w))
             })
             .is_some_and(|quiet| quiet > t && quiet <= now);
         s.created_at > t
