@@ -204,7 +204,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "CACHE_EXPIRY_S",
         default: "`3600`",
-        meaning: "cache entries untouched this long are dropped",
+        meaning: "sessions not heard from for this long leave the cache (and a start reads the state of those heard from within it)",
     },
     Setting {
         name: "SHUTDOWN_TIMEOUT_S",
