@@ -23,6 +23,9 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_S: u64 = 5;
 pub const DEFAULT_CLIENT_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_PURGE_INTERVAL_S: u64 = 600;
 pub const DEFAULT_LOG_EXPIRY_H: u64 = 280_320;
+pub const DEFAULT_DERIVE_INTERVAL_S: u64 = 5;
+pub const DEFAULT_DERIVED_RETENTION_D: u64 = 3650;
+pub const DEFAULT_FINALITY_STALL_S: u64 = 60;
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
 pub const DEFAULT_WS_MAX_PAYLOAD: usize = 524_288;
 pub const THREADS_PER_CPU: usize = 3;
@@ -49,10 +52,12 @@ pub const DEFAULT_WS_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 pub const DEFAULT_WS_MAX_CONNECTIONS: usize = 20_000;
 
 /// What the command line asks for: settings come from the environment, so the only arguments
-/// are `--help` and `--version`.
+/// are `rebuild`, `--help` and `--version`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     Run,
+    /// `rebuild`: fold every raw message still stored into the analytics tables, then exit.
+    Rebuild,
     Help,
     Version,
 }
@@ -65,12 +70,17 @@ impl Invocation {
         let args: Vec<_> = args.into_iter().collect();
         match args.as_slice() {
             [] => Ok(Invocation::Run),
+            [one] if one == "rebuild" => Ok(Invocation::Rebuild),
             [one] if one == "--help" || one == "-h" => Ok(Invocation::Help),
             [one] if one == "--version" || one == "-V" => Ok(Invocation::Version),
             _ => {
                 let unknown = args
                     .iter()
-                    .find(|a| !["--help", "-h", "--version", "-V"].iter().any(|k| a == k))
+                    .find(|a| {
+                        !["--help", "-h", "--version", "-V", "rebuild"]
+                            .iter()
+                            .any(|k| a == k)
+                    })
                     .or(args.get(1))
                     .map(|a| a.to_string_lossy().into_owned())
                     .unwrap_or_default();
@@ -87,7 +97,10 @@ pub fn help() -> String {
     let plain = |text: &str| text.replace('`', "");
     let mut out = format!(
         "tetcore-analytics {}: {}\n\n\
-         Usage: tetcore-analytics [--help | --version]\n\n\
+         Usage: tetcore-analytics [rebuild | --help | --version]\n\n\
+         Without arguments it runs the service. rebuild folds every raw message still\n\
+         stored into the network analytics tables (idempotent; safe while instances run) and\n\
+         exits.\n\n\
          Every setting is read from the environment, or from a .env file in the working\n\
          directory (the environment wins). A value that does not parse stops the start with a\n\
          message naming it.\n\n",
@@ -150,6 +163,21 @@ pub const SETTINGS: &[Setting] = &[
         name: "LOG_EXPIRY_H",
         default: "`280320`",
         meaning: "hours non-audit messages are kept (`0`: purge all received so far)",
+    },
+    Setting {
+        name: "DERIVE_INTERVAL_S",
+        default: "`5`",
+        meaning: "seconds between passes that fold new messages into the network analytics tables (`0`: off; `tetcore-analytics rebuild` catches up later)",
+    },
+    Setting {
+        name: "DERIVED_RETENTION_D",
+        default: "`3650`",
+        meaning: "days the network analytics tables keep their rows (propagation, finality, versions, hardware), whatever `LOG_EXPIRY_H` is",
+    },
+    Setting {
+        name: "FINALITY_STALL_S",
+        default: "`60`",
+        meaning: "a chain whose finalized height stands still this many seconds while its best height advances is in a finality stall",
     },
     Setting {
         name: "MAX_PENDING_CONNECTIONS",
@@ -322,6 +350,10 @@ pub struct Config {
     pub client_timeout: Duration,
     pub purge_interval: Duration,
     pub log_expiry: Duration,
+    /// `None`: the derive actor does not run.
+    pub derive_interval: Option<Duration>,
+    pub derived_retention: Duration,
+    pub finality_stall: Duration,
     pub max_pending_connections: u32,
     pub ws_max_payload: usize,
     pub num_threads: usize,
@@ -472,6 +504,16 @@ impl Config {
                 "LOG_EXPIRY_H",
                 r.parse("LOG_EXPIRY_H", DEFAULT_LOG_EXPIRY_H)?,
             )?,
+            derive_interval: match r.parse("DERIVE_INTERVAL_S", DEFAULT_DERIVE_INTERVAL_S)? {
+                0 => None,
+                s => Some(secs(s)),
+            },
+            derived_retention: hours(
+                "DERIVED_RETENTION_D",
+                r.at_least("DERIVED_RETENTION_D", DEFAULT_DERIVED_RETENTION_D, 1)?
+                    .saturating_mul(24),
+            )?,
+            finality_stall: secs(r.at_least("FINALITY_STALL_S", DEFAULT_FINALITY_STALL_S, 1)?),
             max_pending_connections: r.at_least(
                 "MAX_PENDING_CONNECTIONS",
                 DEFAULT_MAX_PENDING_CONNECTIONS,
@@ -791,6 +833,8 @@ mod tests {
         assert_eq!(args(&[]), Ok(Invocation::Run));
         assert_eq!(args(&["--help"]), Ok(Invocation::Help));
         assert_eq!(args(&["-h"]), Ok(Invocation::Help));
+        assert_eq!(args(&["rebuild"]), Ok(Invocation::Rebuild));
+        assert!(args(&["rebuild", "now"]).unwrap_err().contains("\"now\""));
         assert_eq!(args(&["--version"]), Ok(Invocation::Version));
         assert!(args(&["--port=9"]).unwrap_err().contains("\"--port=9\""));
         assert!(args(&["--help", "extra"])

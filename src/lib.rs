@@ -39,6 +39,7 @@ use tokio::sync::{watch, Semaphore};
 use access::client::ClientAddr;
 use access::gate::GateLimits;
 use actors::cache::{Cache, CacheSettings};
+use actors::derive::Derive;
 use actors::instance::Instance;
 use actors::purge::Purge;
 use actors::writer::{WriterSettings, Writers};
@@ -55,6 +56,8 @@ pub struct Service {
     pub writers: Writers,
     pub metrics: Metrics,
     pub purge: Addr<Purge>,
+    /// `None` when `DERIVE_INTERVAL_S` is 0.
+    pub derive: Option<Addr<Derive>>,
     pub stopper: Stopper,
 }
 
@@ -105,9 +108,18 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         db::libpq_url(&config.database_url, config.db_connect_timeout),
         config.purge_interval,
         config.log_expiry,
+        config.derived_retention,
         metrics.clone(),
     )
     .start();
+    let derive = config.derive_interval.map(|interval| {
+        Derive::new(
+            db::libpq_url(&config.database_url, config.db_connect_timeout),
+            interval,
+            metrics.clone(),
+        )
+        .start()
+    });
     let writers = Writers::start(
         config.db_writers,
         &config.database_url,
@@ -171,6 +183,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
     let token = web::Data::new(config.api_token.clone());
     let cors = web::Data::new(config.cors_allowed_origins.clone());
     let metrics_data = web::Data::new(metrics.clone());
+    let analytics = web::Data::new(api::chains::Analytics::new(config));
     let body_limit = api::benchmarks::BodyLimit(config.api_max_body_bytes);
     let assets = config.assets_path.clone();
     let listener = listen(
@@ -195,6 +208,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
                 .app_data(health.clone())
                 .app_data(web::Data::new(query_pool.clone()))
                 .app_data(exports.clone())
+                .app_data(analytics.clone())
                 .app_data(web::Data::new(cache.clone()))
                 .app_data(web::Data::new(body_limit))
                 .configure(api::config)
@@ -213,6 +227,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         writers,
         metrics,
         purge,
+        derive,
         stopper,
     })
 }

@@ -10,8 +10,9 @@ use tetcore_analytics::{db, drain, start};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    match Invocation::from_args(std::env::args_os().skip(1)) {
-        Ok(Invocation::Run) => {}
+    let invocation = Invocation::from_args(std::env::args_os().skip(1));
+    match invocation {
+        Ok(Invocation::Run | Invocation::Rebuild) => {}
         Ok(Invocation::Help) => {
             print!("{}", config::help());
             return ExitCode::SUCCESS;
@@ -40,6 +41,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if invocation == Ok(Invocation::Rebuild) {
+        return rebuild(&config);
+    }
     raise_open_file_limit(&config);
     return_large_buffers();
     let pool = db::pool(&config);
@@ -172,6 +176,46 @@ async fn stop_signal() -> &'static str {
 
 /// Applies migrations and partitions and registers this instance, retrying while the database
 /// cannot be reached. Returns the instance id.
+/// `tetcore-analytics rebuild`: migrations, then every raw message still stored folded into
+/// the analytics tables, an hour at a time, with progress on the log.
+fn rebuild(config: &Config) -> ExitCode {
+    use diesel::Connection;
+    let url = db::libpq_url(&config.database_url, config.db_connect_timeout);
+    let mut conn = match diesel::PgConnection::establish(&url) {
+        Ok(conn) => conn,
+        Err(e) => {
+            log::error!("cannot connect to the database: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = db::prepare(&mut conn, db::partition_hours(config.log_expiry)) {
+        log::error!("{e}");
+        return ExitCode::from(1);
+    }
+    log::info!("rebuilding the analytics tables from the stored messages");
+    let started = std::time::Instant::now();
+    let done = db::queries::derive::rebuild(&mut conn, |from, to, messages| {
+        log::info!("folded in: from={from} to={to} messages={messages}");
+    });
+    match done {
+        Ok(report) => {
+            log::info!(
+                "rebuild done: messages={} windows={} from={:?} until={} took_s={}",
+                report.messages,
+                report.windows,
+                report.from,
+                report.until,
+                started.elapsed().as_secs()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("rebuild failed (what was folded in stays; run it again): {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 async fn prepare_database(database_url: String, partition_hours: i32) -> i64 {
     let mut delay = Duration::from_millis(500);
     loop {

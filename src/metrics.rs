@@ -161,6 +161,10 @@ pub struct Metrics {
     pub purge_rows: IntCounter,
     pub purge_sessions: IntCounter,
     pub purge_steps_failed: IntCounter,
+    pub derive_runs: IntCounterVec,
+    pub derive_messages: IntCounter,
+    pub derive_seconds: Histogram,
+    pub derived_until: IntGauge,
     pub http_requests: IntCounterVec,
     pub http_seconds: HistogramVec,
     pub pool_connections: IntGaugeVec,
@@ -290,6 +294,32 @@ impl Metrics {
                     "Retention passes, by result (done; skipped: another instance was purging; failed).",
                 ),
                 &["result"],
+            )
+            .expect("valid metric"),
+            derive_runs: IntCounterVec::new(
+                Opts::new(
+                    "tetcore_derive_runs_total",
+                    "Passes folding new messages into the network analytics tables, by result (done; skipped: another instance was deriving; failed).",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            derive_messages: IntCounter::new(
+                "tetcore_derive_messages_total",
+                "Raw messages the derive passes read (only the kinds the analytics use).",
+            )
+            .expect("valid metric"),
+            derive_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tetcore_derive_duration_seconds",
+                    "Time of one completed derive pass.",
+                )
+                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0]),
+            )
+            .expect("valid metric"),
+            derived_until: IntGauge::new(
+                "tetcore_derived_until_seconds",
+                "Unix time up to which received messages are folded into the analytics tables (as of this instance's last pass).",
             )
             .expect("valid metric"),
             purge_seconds: Histogram::with_opts(
@@ -425,6 +455,10 @@ impl Metrics {
             Box::new(self.instances_ended.clone()),
             Box::new(self.purge_runs.clone()),
             Box::new(self.purge_seconds.clone()),
+            Box::new(self.derive_runs.clone()),
+            Box::new(self.derive_messages.clone()),
+            Box::new(self.derive_seconds.clone()),
+            Box::new(self.derived_until.clone()),
             Box::new(self.purge_partitions.clone()),
             Box::new(self.purge_rows.clone()),
             Box::new(self.purge_sessions.clone()),
@@ -471,6 +505,7 @@ impl Metrics {
         }
         for result in ["done", "skipped", "failed"] {
             self.purge_runs.with_label_values(&[result]);
+            self.derive_runs.with_label_values(&[result]);
         }
         for class in ["connection", "timeout"] {
             self.db_errors.with_label_values(&[class, "retry"]);

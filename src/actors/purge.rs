@@ -1,6 +1,7 @@
 //! The purge actor: every `PURGE_INTERVAL_S`, removes non-audit messages older than
-//! `LOG_EXPIRY_H` (and the ended sessions they belonged to) and creates the partitions ingest
-//! will need. Runs on a blocking thread with a connection of its own (long statements, no
+//! `LOG_EXPIRY_H` (and the ended sessions they belonged to), removes analytics rows older than
+//! `DERIVED_RETENTION_D`, and creates the partitions ingest will need. Runs on a blocking
+//! thread with a connection of its own (long statements, no
 //! statement timeout); only one instance purges at a time. A failed pass is
 //! logged and counted and the next one tries again; nothing it skips is lost, only kept longer.
 
@@ -20,6 +21,7 @@ pub struct Purge {
     database_url: String,
     interval: Duration,
     expiry: Duration,
+    derived_retention: Duration,
     metrics: Metrics,
     running: bool,
 }
@@ -44,12 +46,14 @@ impl Purge {
         database_url: String,
         interval: Duration,
         expiry: Duration,
+        derived_retention: Duration,
         metrics: Metrics,
     ) -> Purge {
         Purge {
             database_url,
             interval,
             expiry,
+            derived_retention,
             metrics,
             running: false,
         }
@@ -75,16 +79,20 @@ impl Handler<PurgeExpired> for Purge {
         }
         self.running = true;
         let url = self.database_url.clone();
-        let cutoff = chrono::TimeDelta::from_std(self.expiry)
-            .ok()
-            .and_then(|expiry| Utc::now().checked_sub_signed(expiry))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let before = |age: Duration| {
+            chrono::TimeDelta::from_std(age)
+                .ok()
+                .and_then(|age| Utc::now().checked_sub_signed(age))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        let cutoff = before(self.expiry);
+        let derived_cutoff = before(self.derived_retention);
         let started = Instant::now();
         let width = partition_hours(self.expiry);
         let ahead = days_ahead(self.interval);
         let job = actix_web::rt::task::spawn_blocking(move || {
             let mut conn = PgConnection::establish(&url).map_err(|e| e.to_string())?;
-            purge::run(&mut conn, cutoff, width, ahead).map_err(|e| e.to_string())
+            purge::run(&mut conn, cutoff, derived_cutoff, width, ahead).map_err(|e| e.to_string())
         });
         Box::pin(job.into_actor(self).map(move |joined, purge, _| {
             purge.running = false;
@@ -114,11 +122,12 @@ impl Purge {
                 m.purge_steps_failed.inc_by(r.steps_failed);
                 m.partitions_ahead_seconds.set(r.partitions_ahead_s);
                 log::info!(
-                    "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} partitions_deferred={} steps_failed={} took_ms={}",
+                    "purge pass: partitions_dropped={} rows_dropped_estimate={} rows_deleted={} sessions_deleted={} derived_rows_deleted={} partitions_deferred={} steps_failed={} took_ms={}",
                     r.partitions_dropped,
                     r.rows_dropped_estimate,
                     r.rows_deleted,
                     r.sessions_deleted,
+                    r.derived_rows_deleted,
                     r.partitions_deferred,
                     r.steps_failed,
                     took.as_millis()

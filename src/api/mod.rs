@@ -2,12 +2,14 @@
 //!
 //! `/` and `/audit` (trailing slash optional) are the telemetry WebSockets; `/metrics` is the
 //! Prometheus text exposition; `/healthz` and `/readyz` are the probes; `/nodes...` and
-//! `/stats/db` answer JSON; `/export/...` streams raw rows as NDJSON or CSV (`export`);
+//! `/stats/db` answer JSON; `/chains...`, `/nodes/propagation` and `/nodes/hardware` answer
+//! the network analytics (`chains`); `/export/...` streams raw rows as NDJSON or CSV (`export`);
 //! `/dashboard/` is the browser page (`dashboard`), and a plain `GET /` without an upgrade goes
 //! there. Handlers parse their parameters (`params`), run plain query
 //! functions (`run_query`) and shape the rows into views.
 
 pub mod benchmarks;
+pub mod chains;
 pub mod dashboard;
 pub mod error;
 pub mod export;
@@ -140,6 +142,43 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource(["/nodes/series", "/nodes/series/"]).route(web::get().to(nodes::series)),
         )
+        .service(
+            web::resource(["/nodes/propagation", "/nodes/propagation/"])
+                .route(web::get().to(chains::node_propagation)),
+        )
+        .service(
+            web::resource(["/nodes/hardware", "/nodes/hardware/"])
+                .route(web::get().to(chains::node_hardware)),
+        )
+        .service(web::resource(["/chains", "/chains/"]).route(web::get().to(chains::list)))
+        .service(
+            web::resource([
+                "/chains/{genesis_hash}/propagation",
+                "/chains/{genesis_hash}/propagation/",
+            ])
+            .route(web::get().to(chains::propagation)),
+        )
+        .service(
+            web::resource([
+                "/chains/{genesis_hash}/finality",
+                "/chains/{genesis_hash}/finality/",
+            ])
+            .route(web::get().to(chains::finality)),
+        )
+        .service(
+            web::resource([
+                "/chains/{genesis_hash}/versions",
+                "/chains/{genesis_hash}/versions/",
+            ])
+            .route(web::get().to(chains::versions)),
+        )
+        .service(
+            web::resource([
+                "/chains/{genesis_hash}/hardware",
+                "/chains/{genesis_hash}/hardware/",
+            ])
+            .route(web::get().to(chains::hardware)),
+        )
         .service(web::resource(["/stats/db", "/stats/db/"]).route(web::get().to(stats::db)))
         .service(
             web::resource(["/export/messages", "/export/messages/"])
@@ -148,6 +187,26 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource(["/export/sessions", "/export/sessions/"])
                 .route(web::get().to(export::sessions)),
+        )
+        .service(
+            web::resource(["/export/propagation", "/export/propagation/"])
+                .route(web::get().to(export::propagation)),
+        )
+        .service(
+            web::resource(["/export/arrivals", "/export/arrivals/"])
+                .route(web::get().to(export::arrivals)),
+        )
+        .service(
+            web::resource(["/export/finality", "/export/finality/"])
+                .route(web::get().to(export::finality)),
+        )
+        .service(
+            web::resource(["/export/versions", "/export/versions/"])
+                .route(web::get().to(export::versions)),
+        )
+        .service(
+            web::resource(["/export/hardware", "/export/hardware/"])
+                .route(web::get().to(export::hardware)),
         )
         .service(
             web::resource(["/reputation", "/reputation/"]).route(web::get().to(reputation::all)),
@@ -203,4 +262,19 @@ async fn metrics(metrics: web::Data<Metrics>, health: web::Data<health::Health>)
             "text/plain; version=0.0.4; charset=utf-8",
         ))
         .body(metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_and_views_show_instants_alike() {
+        let t = chrono::DateTime::from_timestamp(1_795_768_284, 264_000).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut json = serde_json::Serializer::new(&mut out);
+        crate::db::models::utc(&t, &mut json).unwrap_or(());
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("\"{}\"", super::rfc3339(t))
+        );
+    }
 }

@@ -97,6 +97,34 @@ pub fn document() -> Value {
             json!({"type": "integer", "minimum": 1}),
         )
     };
+    let genesis = |in_path: bool| {
+        let schema = json!({"type": "string", "minLength": 1});
+        if in_path {
+            path(
+                "genesis_hash",
+                "genesis hash of the chain (GET /chains)",
+                schema,
+            )
+        } else {
+            query("genesis_hash", "only this chain", schema, false)
+        }
+    };
+    let kind = || {
+        query(
+            "kind",
+            "best: blocks as imported (block.import); finalized: as finalized (notify.finalized)",
+            json!({"type": "string", "enum": ["best", "finalized"], "default": "best"}),
+            false,
+        )
+    };
+    let format = || {
+        query(
+            "format",
+            "ndjson or csv",
+            json!({"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}),
+            false,
+        )
+    };
     let created = |item: &str| {
         json!({
             "201": {"description": "created", "content": {"application/json": {"schema": one(item)}}},
@@ -190,7 +218,123 @@ pub fn document() -> Value {
             "chain_spec": {}, "benchmark_spec": {}
         }
     });
-    json!({
+    let exports = json!({
+            "/export/propagation": {"get": {"summary": "Blocks first reported in the window, oldest first, with their propagation (the Block fields plus genesis_hash and kind), streamed as NDJSON or CSV", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                genesis(false),
+                kind(),
+                format(),
+            ], "responses": stream()}},
+            "/export/arrivals": {"get": {"summary": "Each node's first report of each block received in the window, oldest first (genesis_hash, kind, height, hash, peer_id, received_at, delay_ms, node_ts), streamed as NDJSON or CSV", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                genesis(false),
+                kind(),
+                query("peer_id", "only this node's reports", json!({"type": "string", "minLength": 1}), false),
+                format(),
+            ], "responses": stream()}},
+            "/export/finality": {"get": {"summary": "Each chain's best and finalized height per minute (genesis_hash, minute, best_height, finalized_height, nodes), streamed as NDJSON or CSV", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                genesis(false),
+                format(),
+            ], "responses": stream()}},
+            "/export/versions": {"get": {"summary": "Nodes per implementation and version per hour (genesis_hash, hour, implementation, version, nodes), streamed as NDJSON or CSV", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                genesis(false),
+                format(),
+            ], "responses": stream()}},
+            "/export/hardware": {"get": {"summary": "Hardware reports made in the window (the Hardware fields), streamed as NDJSON or CSV", "parameters": [
+                time("start_time", "window start (default: end_time minus one hour)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                genesis(false),
+                query("peer_id", "only this node's reports", json!({"type": "string", "minLength": 1}), false),
+                format(),
+            ], "responses": stream()}}
+    });
+    let analytics = json!({
+            "/chains": get("Every chain a node reported (by genesis hash): its name, nodes connected now (and authorities), nodes heard from in 24 hours, and its newest best and finalized height, most nodes first", vec![], ok("chains", list("Chain"))),
+            "/chains/{genesis_hash}/propagation": get("Block propagation: for each block first reported in the window, newest first, when the first node reported it (server receive time) and the other nodes' delays after it (percentiles nearest-rank over the reporting nodes, the first one's 0 included); the summary gives the median over the blocks of each percentile", vec![
+                genesis(true),
+                kind(),
+                time("start_time", "window start (default: end_time minus 24 hours)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                limit(20_000, 100_000),
+            ], found(one("Propagation"))),
+            "/chains/{genesis_hash}/finality": get("Finality: the chain's best and finalized height per step (the highest any node reported), the stalls overlapping the window (finalized height standing still longer than FINALITY_STALL_S while the best advances; ended_at null while ongoing) with the GRANDPA voters seen around each, the authority sets, and each node's newest heights and finality lag (with peer_id: that node's every minute)", vec![
+                genesis(true),
+                time("start_time", "window start (default: end_time minus 24 hours)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                query("step_s", "seconds per point of the series (default: a minute, or more to keep about 1440 points)", json!({"type": "integer", "minimum": 60, "maximum": 31_622_400}), false),
+                query("peer_id", "the nodes part holds this node's every minute", json!({"type": "string", "minLength": 1}), false),
+            ], found(one("Finality"))),
+            "/chains/{genesis_hash}/versions": get("Upgrades: nodes per implementation and version per hour in the window (with their share of that hour's nodes), every version's first and last hour ever, the newest version of each implementation, and the connected nodes that run an older one (versions compare by their leading numbers)", vec![
+                genesis(true),
+                time("start_time", "window start (default: end_time minus 30 days)"),
+                time("end_time", "window end, exclusive (default: now)"),
+            ], found(one("Versions"))),
+            "/chains/{genesis_hash}/hardware": get("Hardware: each node's newest report in the window (sysinfo and sysinfo.hwbench scores in MiB/s), the distribution of each score, and the authorities below Substrate's reference hardware (polkadot-sdk SUBSTRATE_REFERENCE_HARDWARE; the source is in the answer)", vec![
+                genesis(true),
+                time("start_time", "window start (default: end_time minus 30 days)"),
+                time("end_time", "window end, exclusive (default: now)"),
+            ], found(one("HardwareReport"))),
+            "/nodes/propagation": get("One node's propagation on each chain it reported blocks of: blocks seen and missed (by height), median and p90 delay behind the first node, its rank among the chain's nodes by median (1: fastest), the median of receive time minus its own ts (network delay plus clock error), and its newest blocks", vec![
+                peer(),
+                kind(),
+                time("start_time", "window start (default: end_time minus one hour; at most 7 days before end_time)"),
+                time("end_time", "window end, exclusive (default: now)"),
+                limit(100, 10_000),
+            ], ok("the node's propagation", one("NodePropagation"))),
+            "/nodes/hardware": get("One node's hardware reports over time, oldest first, each with the scores below the reference", vec![
+                peer(),
+                time("start_time", "window start (default: end_time minus 365 days)"),
+                time("end_time", "window end, exclusive (default: now)"),
+            ], ok("reports", object(&[("peer_id", "string"), ("start_time", "time"), ("end_time", "time"), ("reports", "array")])))
+    });
+    let schemas = json!({
+                "Chain": object(&[("genesis_hash", "string"), ("name", "string"), ("first_seen", "time"), ("last_seen", "time"), ("nodes_connected", "integer"), ("authorities_connected", "integer"), ("nodes_24h", "integer"), ("best_height", "integer?"), ("finalized_height", "integer?"), ("heights_at", "time?")]),
+                "Block": object(&[("height", "integer"), ("hash", "string"), ("first_at", "time"), ("first_peer_id", "string"), ("nodes", "integer"), ("p50_ms", "number"), ("p90_ms", "number"), ("p99_ms", "number"), ("max_ms", "number")]),
+                "Propagation": {"type": "object", "properties": {
+                    "genesis_hash": {"type": "string"}, "kind": {"type": "string"},
+                    "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "summary": object(&[("blocks", "integer"), ("median_nodes", "integer?"), ("p50_ms", "number"), ("p90_ms", "number"), ("p99_ms", "number"), ("max_ms", "number")]),
+                    "truncated": {"type": "boolean", "description": "limit cut the blocks short (the newest were kept)"},
+                    "blocks": list("Block")
+                }},
+                "Finality": {"type": "object", "properties": {
+                    "genesis_hash": {"type": "string"}, "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "step_s": {"type": "integer"}, "stall_threshold_s": {"type": "number"},
+                    "series": {"type": "array", "items": object(&[("at", "time"), ("best_height", "integer?"), ("finalized_height", "integer?"), ("lag_blocks", "integer?"), ("nodes", "integer")])},
+                    "stalls": {"type": "array", "items": object(&[("started_at", "time"), ("ended_at", "time?"), ("duration_ms", "number"), ("finalized_height", "integer"), ("resumed_height", "integer?"), ("best_height_at_start", "integer?"), ("best_height_at_end", "integer?"), ("nodes", "array"), ("voters", "array")])},
+                    "authority_sets": {"type": "array", "items": object(&[("set_id", "integer"), ("authorities", "json"), ("first_at", "time")])},
+                    "nodes": {"type": "array", "items": object(&[("peer_id", "string"), ("minute", "time"), ("best_height", "integer?"), ("finalized_height", "integer?"), ("finality_lag_blocks", "integer?")])}
+                }}
+    });
+    let more_schemas = json!({
+                "Versions": {"type": "object", "properties": {
+                    "genesis_hash": {"type": "string"}, "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "series": {"type": "array", "items": object(&[("hour", "time"), ("implementation", "string"), ("version", "string"), ("nodes", "integer"), ("share", "number")])},
+                    "versions": {"type": "array", "items": object(&[("implementation", "string"), ("version", "string"), ("first_seen", "time"), ("last_seen", "time"), ("peak_nodes", "integer")])},
+                    "newest": {"type": "array", "items": object(&[("implementation", "string"), ("version", "string")])},
+                    "outdated": {"type": "array", "items": object(&[("peer_id", "string"), ("name", "string?"), ("implementation", "string"), ("version", "string"), ("newest_version", "string")])}
+                }},
+                "Hardware": object(&[("peer_id", "string"), ("genesis_hash", "string"), ("reported_at", "time"), ("authority", "boolean?"), ("cpu", "string?"), ("memory", "integer?"), ("core_count", "integer?"), ("linux_kernel", "string?"), ("linux_distro", "string?"), ("is_virtual_machine", "boolean?"), ("cpu_hashrate_score", "integer?"), ("parallel_cpu_hashrate_score", "integer?"), ("parallel_cpu_cores", "integer?"), ("memory_memcpy_score", "integer?"), ("disk_sequential_write_score", "integer?"), ("disk_random_write_score", "integer?"), ("below_reference", "array")]),
+                "HardwareReport": {"type": "object", "properties": {
+                    "genesis_hash": {"type": "string"}, "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "reference": object(&[("source", "string"), ("unit", "string"), ("minimums", "object")]),
+                    "distribution": {"type": "object", "description": "per score: nodes, min, p10, p50, p90, max (null when no node reported it)"},
+                    "authorities": object(&[("benchmarked", "integer"), ("below_reference", "integer"), ("share_below", "number"), ("by_score", "object")]),
+                    "nodes": list("Hardware")
+                }},
+                "NodePropagation": {"type": "object", "properties": {
+                    "peer_id": {"type": "string"}, "kind": {"type": "string"}, "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "chains": {"type": "array", "items": object(&[("genesis_hash", "string"), ("blocks_seen", "integer"), ("blocks_missed", "integer"), ("median_ms", "number"), ("p90_ms", "number"), ("rank", "integer?"), ("nodes_ranked", "integer"), ("clock_offset_ms", "number")])},
+                    "blocks": {"type": "array", "items": object(&[("genesis_hash", "string"), ("height", "integer"), ("hash", "string"), ("received_at", "time"), ("delay_ms", "number")])}
+                }}
+    });
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "tetcore-analytics",
@@ -301,11 +445,12 @@ pub fn document() -> Value {
                 "Reputation": object(&[("reporting_peer", "string"), ("reputation", "json"), ("connected", "json"), ("ts", "time")]),
                 "ExpandedReputation": object(&[("reporting_peer", "string"), ("remote_peer", "array"), ("reputation", "array"), ("connected", "array"), ("ts", "time")]),
                 "HostSystem": object(&host),
+
                 "Benchmark": object(&benchmark)
             },
             "responses": {
                 "BadParam": {"description": "a parameter or body is wrong; `param` names it", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "NotFound": {"description": "no such id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "NotFound": {"description": "no such id, or no such chain", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "Unavailable": {"description": "the database cannot answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "Unauthorized": {"description": "API_TOKEN is set and the request lacks `Authorization: Bearer <API_TOKEN>`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             },
@@ -313,7 +458,20 @@ pub fn document() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "the API_TOKEN setting; needed only when it is set"}
             }
         }
-    })
+    });
+    // In parts: one json! of it all is deeper than the macro's recursion limit.
+    merge(&mut doc["paths"], exports);
+    merge(&mut doc["paths"], analytics);
+    merge(&mut doc["components"]["schemas"], schemas);
+    merge(&mut doc["components"]["schemas"], more_schemas);
+    doc
+}
+
+/// Adds the members of `part` to the object `target`.
+fn merge(target: &mut Value, part: Value) {
+    if let (Some(target), Value::Object(part)) = (target.as_object_mut(), part) {
+        target.extend(part);
+    }
 }
 
 pub async fn serve() -> HttpResponse {

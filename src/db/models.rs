@@ -82,3 +82,17 @@ impl NodeStateRow {
         }
     }
 }
+
+/// Serialises a time as the API shows every instant: RFC 3339 in UTC, microseconds
+/// (`#[serde(serialize_with = "utc")]` on rows that go out as they are).
+pub fn utc<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// `utc` for a time that may be absent (`null`).
+pub fn utc_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => utc(t, s),
+        None => s.serialize_none(),
+    }
+}

@@ -120,7 +120,7 @@ fn stream(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8])) -> (u16, S
     (status, head)
 }
 
-fn body(addr: SocketAddr, path: &str) -> (u16, String, String) {
+pub fn body(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut out = Vec::new();
     let (status, head) = stream(addr, path, |c| out.extend_from_slice(c));
     (status, head, String::from_utf8(out).unwrap())

@@ -1,6 +1,7 @@
 //! One integration test binary: every test gets its own database cloned from a migrated
 //! template, and runs the real service on a free port.
 
+mod analytics;
 mod benchmarks;
 mod common;
 mod dashboard;

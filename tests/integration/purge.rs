@@ -19,6 +19,7 @@ fn purge(db: &TestDb, expiry_hours: u64) -> PurgeOutcome {
             url,
             Duration::from_secs(3600),
             Duration::from_secs(expiry_hours * 3600),
+            Duration::from_secs(3650 * 86_400),
             Metrics::new(),
         )
         .start();

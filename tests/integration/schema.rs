@@ -155,6 +155,8 @@ fn the_node_state_migration_fills_the_live_fleet_from_its_messages() {
     let db = TestDb::new();
     let mut conn = db.conn();
     conn.revert_last_migration(db::MIGRATIONS)
+        .expect("migration 11 reverts");
+    conn.revert_last_migration(db::MIGRATIONS)
         .expect("migration 10 reverts");
     sql_query("INSERT INTO peer_connections (id, ip_addr) VALUES (1, '10.0.0.1'), (2, '10.0.0.2')")
         .execute(&mut conn)

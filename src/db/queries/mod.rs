@@ -1,6 +1,8 @@
 //! Plain query functions over a `PgConnection`, one file per table or concern.
 
 pub mod benchmarks;
+pub mod chains;
+pub mod derive;
 pub mod instances;
 pub mod logs;
 pub mod nodes;

@@ -26,6 +26,8 @@ pub struct PurgeReport {
     /// Rows deleted from the partition the cutoff falls in, and from the default one (exact).
     pub rows_deleted: u64,
     pub sessions_deleted: u64,
+    /// Rows of the network analytics tables older than `DERIVED_RETENTION_D`.
+    pub derived_rows_deleted: u64,
     /// Partitions that could not be dropped this time (lock timeout); retried next pass.
     pub partitions_deferred: u64,
     /// Steps that failed (making partitions, trimming, removing sessions); retried next pass.
@@ -64,6 +66,7 @@ struct Partition {
 pub fn run(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
+    derived_cutoff: DateTime<Utc>,
     width_hours: i32,
     days_ahead: i32,
 ) -> QueryResult<Option<PurgeReport>> {
@@ -75,7 +78,13 @@ pub fn run(
     if !locked.locked {
         return Ok(None);
     }
-    let report = pass(conn, cutoff, width_hours, days_ahead);
+    let report = pass(conn, cutoff, width_hours, days_ahead).map(|mut report| {
+        match super::derive::purge(conn, derived_cutoff) {
+            Ok(n) => report.derived_rows_deleted = n,
+            Err(e) => report.failed("removing expired analytics rows", e),
+        }
+        report
+    });
     // If this fails the connection is broken, and the lock went with it.
     let _ = sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(PURGE_LOCK)
