@@ -1,6 +1,7 @@
-// tetcore-analytics dashboard: the fleet, one node, benchmarks. Reads only the public JSON API
-// (/nodes, /nodes/sessions, /nodes/series, /nodes/log_stats, /nodes/logs, /host_systems,
-// /benchmarks...), refreshes itself every few seconds, and says when the server is unreachable.
+// tetcore-analytics dashboard: the fleet, one node, chains, benchmarks. Reads only the public
+// JSON API (/nodes, /nodes/sessions, /nodes/series, /nodes/log_stats, /nodes/logs,
+// /nodes/propagation, /nodes/hardware, /chains..., /host_systems, /benchmarks...), refreshes
+// itself every few seconds, and says when the server is unreachable.
 // Everything a node sent is shown through textContent, never as HTML.
 
 const REFRESH_MS = 5000;
@@ -98,7 +99,7 @@ async function apiResponse(path) {
  * A line chart as SVG. lines: [{label, cls, points: [[ms, value], ...]}]. The chart is sized to
  * its container when drawn; data-points tells how many points it shows.
  */
-function lineChart(title, lines, width, domain) {
+function lineChart(title, lines, width, domain, marks) {
   const W = Math.max(280, Math.round(width || 600));
   const H = 190;
   const pad = { l: 64, r: 12, t: 12, b: 26 };
@@ -134,8 +135,16 @@ function lineChart(title, lines, width, domain) {
     svg.append(s("line", { x1: pad.l, x2: W - pad.r, y1: yy, y2: yy, class: "grid" }));
     svg.append(s("text", { x: pad.l - 6, y: yy + 4, class: "tick", "text-anchor": "end" }, num(v)));
   }
-  svg.append(s("text", { x: pad.l, y: H - 6, class: "tick" }, new Date(t0).toLocaleTimeString("en-GB")));
-  svg.append(s("text", { x: W - pad.r, y: H - 6, class: "tick", "text-anchor": "end" }, new Date(t1).toLocaleTimeString("en-GB")));
+  // Marked spans (finality stalls): shaded behind the lines, clipped to the chart.
+  for (const [m0, m1] of marks || []) {
+    const a = x(Math.max(m0, t0));
+    const b = x(Math.min(m1, t1));
+    if (b > a) svg.append(s("rect", { x: a.toFixed(1), y: pad.t, width: Math.max(1, b - a).toFixed(1), height: H - pad.t - pad.b, class: "mark" }));
+  }
+  // Spans over most of a day name the day too.
+  const tick = (t) => (t1 - t0 > 20 * 3600e3 ? new Date(t).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }) : new Date(t).toLocaleTimeString("en-GB"));
+  svg.append(s("text", { x: pad.l, y: H - 6, class: "tick" }, tick(t0)));
+  svg.append(s("text", { x: W - pad.r, y: H - 6, class: "tick", "text-anchor": "end" }, tick(t1)));
   for (const l of lines) {
     if (l.points.length === 0) continue;
     const d = l.points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
@@ -309,6 +318,8 @@ function nodeView(root, peerId) {
   const kindSel = h("select", { id: "kind", "aria-label": "Message kind" });
   const messages = h("ol", { class: "messages", id: "messages" });
   const sessions = h("tbody", {});
+  const propagation = h("tbody", {});
+  const hardware = h("div", {});
   windowSel.addEventListener("change", () => { state.window = windowSel.value; view.refresh().catch(report); });
   kindSel.addEventListener("change", () => { state.kind = kindSel.value; view.refresh().catch(report); });
   root.append(
@@ -320,6 +331,10 @@ function nodeView(root, peerId) {
         h("table", { class: "kinds" }, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Kind"), h("th", { scope: "col", class: "num" }, "Count"), h("th", { scope: "col" }, h("span", { class: "sr" }, "Share")))), kinds)),
       h("section", {}, h("div", { class: "section-head" }, h("h2", {}, "Recent messages"), h("span", {}, h("label", { for: "kind" }, "Kind "), kindSel)), messages),
     ),
+    h("div", { class: "two" },
+      h("section", {}, h("h2", {}, "Block propagation (last hour)"), h("div", { class: "scroll" }, h("table", { id: "propagation" },
+        h("thead", {}, h("tr", {}, ...["Chain", "Median", "p90", "Rank", "Seen", "Missed", "Clock offset"].map((c) => h("th", { scope: "col" }, c)))), propagation))),
+      h("section", {}, h("h2", {}, "Hardware"), h("div", { id: "node-hardware" }, hardware))),
     h("section", {}, h("h2", {}, "Sessions"), h("div", { class: "scroll" }, h("table", { class: "sessions" },
       h("thead", {}, h("tr", {}, ...["Id", "Connected", "Ended", "Address", "Endpoint", "Name", "Version"].map((c) => h("th", { scope: "col" }, c)))),
       sessions))),
@@ -384,6 +399,31 @@ function nodeView(root, peerId) {
     }));
   }
 
+  function drawPropagation(p) {
+    propagation.replaceChildren(...p.chains.map((c) => h("tr", {},
+      h("td", {}, h("a", { href: chainHref(c.genesis_hash), "data-link": true, class: "mono" }, `${c.genesis_hash.slice(0, 10)}…`)),
+      h("td", { class: "num" }, ms(c.median_ms)), h("td", { class: "num" }, ms(c.p90_ms)),
+      h("td", { class: "num" }, c.rank ? `${c.rank} of ${c.nodes_ranked}` : "—"),
+      h("td", { class: "num" }, num(c.blocks_seen)), h("td", { class: "num" }, num(c.blocks_missed)), h("td", { class: "num" }, ms(c.clock_offset_ms)))));
+    if (p.chains.length === 0) propagation.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No block reported in the last hour.")));
+  }
+
+  function drawHardware(hw) {
+    const r = hw.reports.at(-1);
+    if (!r) {
+      hardware.replaceChildren(h("p", { class: "empty" }, "This node has not reported its hardware."));
+      return;
+    }
+    const rows = [["Reported", dateTime(r.reported_at)], ["CPU", text(r.cpu)], ["Cores", num(r.core_count)],
+      ["Memory", r.memory ? `${(r.memory / 2 ** 30).toFixed(0)} GiB` : "—"], ["Kernel", text(r.linux_kernel)], ["Distribution", text(r.linux_distro)],
+      ["Virtual machine", r.is_virtual_machine === null ? "—" : r.is_virtual_machine ? "yes" : "no"],
+      ["CPU score (MiB/s)", num(r.cpu_hashrate_score)], ["Parallel CPU score", num(r.parallel_cpu_hashrate_score)],
+      ["Memory copy (MiB/s)", num(r.memory_memcpy_score)], ["Disk seq. write (MiB/s)", num(r.disk_sequential_write_score)],
+      ["Disk rnd. write (MiB/s)", num(r.disk_random_write_score)],
+      ["Below reference", r.below_reference.length ? r.below_reference.join(", ") : "none"], ["Reports", num(hw.reports.length)]];
+    hardware.replaceChildren(h("table", { class: "facts" }, h("tbody", {}, ...rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
+  }
+
   function drawSessions(rows) {
     sessions.replaceChildren(...rows.map((r) => h("tr", {},
       h("td", { class: "num" }, r.id), h("td", {}, dateTime(r.created_at)), h("td", {}, r.ended_at ? dateTime(r.ended_at) : "open"),
@@ -394,11 +434,13 @@ function nodeView(root, peerId) {
   const view = {
     title: peerId,
     async refresh() {
-      const [fleet, sessionRows, stats, logs] = await Promise.all([
+      const [fleet, sessionRows, stats, logs, prop, hw] = await Promise.all([
         api(`/nodes?peer_id=${q}`),
         api(`/nodes/sessions?peer_id=${q}&limit=20`),
         api(`/nodes/log_stats?peer_id=${q}`),
         api(`/nodes/logs?peer_id=${q}&limit=50${state.kind ? `&msg=${encodeURIComponent(state.kind)}` : ""}`),
+        api(`/nodes/propagation?peer_id=${q}&limit=1`),
+        api(`/nodes/hardware?peer_id=${q}`),
       ]);
       const now = Date.now();
       let start = now - (WINDOW_MS[state.window] || 0);
@@ -414,6 +456,137 @@ function nodeView(root, peerId) {
       drawKinds(stats);
       drawMessages(logs);
       drawSessions(sessionRows);
+      drawPropagation(prop);
+      drawHardware(hw);
+    },
+  };
+  return view;
+}
+
+// ---- chains: the network analytics ---------------------------------------------------------
+
+const ms = (v) => (v === null || v === undefined ? "—" : `${Number(v).toLocaleString("en-US", { maximumFractionDigits: 1 })} ms`);
+const chainHref = (g) => `${BASE}/chains/${encodeURIComponent(g)}`;
+const CHAIN_WINDOWS = [["1h", "Last hour"], ["6h", "Last 6 hours"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
+
+function chainsView(root) {
+  const rows = h("tbody", {});
+  root.append(
+    h("h1", {}, "Chains"),
+    h("p", { class: "muted" }, "Every chain a node reported, by genesis hash. Open one for block propagation, finality, upgrades and hardware."),
+    h("div", { class: "scroll" }, h("table", { id: "chains" },
+      h("thead", {}, h("tr", {}, ...["Chain", "Genesis hash", "Connected", "Authorities", "Nodes (24 h)", "Best", "Finalized"].map((c) => h("th", { scope: "col" }, c)))), rows)),
+  );
+  return {
+    title: "Chains",
+    async refresh() {
+      const chains = await api("/chains");
+      rows.replaceChildren(...chains.map((c) => h("tr", { "data-genesis": c.genesis_hash },
+        h("td", {}, h("a", { href: chainHref(c.genesis_hash), "data-link": true }, text(c.name))),
+        h("td", { class: "mono" }, c.genesis_hash),
+        h("td", { class: "num" }, num(c.nodes_connected)), h("td", { class: "num" }, num(c.authorities_connected)),
+        h("td", { class: "num" }, num(c.nodes_24h)), h("td", { class: "num" }, num(c.best_height)), h("td", { class: "num" }, num(c.finalized_height)))));
+      if (chains.length === 0) rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No chain yet: chains appear a few seconds after their nodes connect.")));
+    },
+  };
+}
+
+function chainView(root, genesis) {
+  const state = { window: "1h" };
+  const g = encodeURIComponent(genesis);
+  const head = h("section", {});
+  const windowSel = h("select", { id: "chain-window", "aria-label": "Window" }, ...CHAIN_WINDOWS.map(([v, l]) => h("option", { value: v }, l)));
+  const charts = h("div", { class: "charts", id: "chain-charts" });
+  const stalls = h("tbody", {});
+  const versions = h("tbody", {});
+  const outdated = h("tbody", {});
+  const hardware = h("tbody", {});
+  const reference = h("p", { class: "muted" });
+  windowSel.addEventListener("change", () => { state.window = windowSel.value; view.refresh().catch(report); });
+  const table = (id, cols, body) => h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", { scope: "col" }, c)))), body));
+  root.append(
+    h("p", { class: "crumbs" }, h("a", { href: `${BASE}/chains`, "data-link": true }, "Chains"), " / ", genesis),
+    head,
+    h("section", {}, h("div", { class: "section-head" }, h("h2", {}, "Over time"), h("span", {}, h("label", { for: "chain-window" }, "Window "), windowSel)), charts),
+    h("section", {}, h("h2", {}, "Finality stalls"), table("stalls", ["Started", "Ended", "Length", "Finalized at", "Best from → to", "Nodes", "GRANDPA voters seen"], stalls)),
+    h("div", { class: "two" },
+      h("section", {}, h("h2", {}, "Versions"), table("versions", ["Implementation", "Version", "First seen", "Last seen", "Peak nodes"], versions)),
+      h("section", {}, h("h2", {}, "Connected nodes on an older version"), table("outdated", ["Node", "Version", "Newest"], outdated))),
+    h("section", {}, h("h2", {}, "Hardware"), reference, table("hardware", ["Node", "Authority", "CPU", "Cores", "Memory", "CPU score", "Memory score", "Disk seq.", "Disk rnd.", "Below reference"], hardware)),
+  );
+
+  const view = {
+    title: genesis,
+    async refresh() {
+      const end = new Date();
+      const start = new Date(end.getTime() - WINDOW_MS[state.window]);
+      const w = `start_time=${encodeURIComponent(start.toISOString())}&end_time=${encodeURIComponent(end.toISOString())}`;
+      const [chains, prop, fin, ver, hw] = await Promise.all([
+        api("/chains"),
+        api(`/chains/${g}/propagation?${w}&limit=5000`),
+        api(`/chains/${g}/finality?${w}`),
+        api(`/chains/${g}/versions`),
+        api(`/chains/${g}/hardware`),
+      ]);
+      const chain = chains.find((c) => c.genesis_hash === genesis) || {};
+      this.title = chain.name || genesis;
+      const sum = prop.summary;
+      head.replaceChildren(
+        h("h1", {}, text(chain.name)),
+        h("p", { class: "muted mono" }, genesis),
+        h("div", { class: "tiles" },
+          ...[["Connected", num(chain.nodes_connected)], ["Best", num(chain.best_height)], ["Finalized", num(chain.finalized_height)],
+            ["Blocks in window", num(sum.blocks)], ["Median p50 delay", ms(sum.p50_ms)], ["Median p90 delay", ms(sum.p90_ms)], ["Median p99 delay", ms(sum.p99_ms)]]
+            .map(([k, v]) => h("div", { class: "tile" }, h("span", { class: "big" }, v), k))));
+      const width = charts.clientWidth > 700 ? charts.clientWidth / 2 - 12 : charts.clientWidth;
+      const blocks = [...prop.blocks].reverse();
+      const at = (b) => new Date(b.first_at).getTime();
+      const domain = [start.getTime(), end.getTime()];
+      const stallSpans = fin.stalls.map((st) => [new Date(st.started_at).getTime(), st.ended_at ? new Date(st.ended_at).getTime() : end.getTime()]);
+      // Version adoption: the six versions with the most node-hours, one line each.
+      const byVersion = new Map();
+      for (const p of ver.series) {
+        const key = `${p.implementation} ${p.version}`;
+        if (!byVersion.has(key)) byVersion.set(key, []);
+        byVersion.get(key).push([new Date(p.hour).getTime(), p.nodes]);
+      }
+      const top = [...byVersion.entries()].sort((a, b) => b[1].reduce((n, p) => n + p[1], 0) - a[1].reduce((n, p) => n + p[1], 0)).slice(0, 3);
+      charts.replaceChildren(
+        lineChart("Block propagation (ms after the first node)", [
+          { label: "p50", cls: "c1", points: blocks.map((b) => [at(b), b.p50_ms]) },
+          { label: "p90", cls: "c2", points: blocks.map((b) => [at(b), b.p90_ms]) },
+          { label: "p99", cls: "c3", points: blocks.map((b) => [at(b), b.p99_ms]) },
+        ], width, domain),
+        lineChart("Finality lag (blocks; stalls shaded)", [
+          { label: "best − finalized", cls: "c1", points: seriesOf(fin.series, "lag_blocks") },
+        ], width, domain, stallSpans),
+        lineChart("Nodes per version (hourly, last 30 days)", top.map(([label, points], i) => ({ label, cls: `c${i + 1}`, points })), width),
+      );
+      stalls.replaceChildren(...fin.stalls.map((st) => h("tr", {},
+        h("td", {}, dateTime(st.started_at)), h("td", {}, st.ended_at ? dateTime(st.ended_at) : "ongoing"),
+        h("td", { class: "num" }, `${(st.duration_ms / 1000).toFixed(1)} s`), h("td", { class: "num" }, num(st.finalized_height)),
+        h("td", { class: "num" }, `${num(st.best_height_at_start)} → ${num(st.best_height_at_end)}`),
+        h("td", { class: "num" }, num(st.nodes.length)),
+        h("td", {}, st.voters.length ? st.voters.map((v) => `${v.voter} (${v.prevotes}/${v.precommits})`).join(", ") : "none reported"))));
+      if (fin.stalls.length === 0) stalls.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, `No stall in this window (finality standing still over ${fin.stall_threshold_s} s while blocks are made).`)));
+      versions.replaceChildren(...ver.versions.map((v) => h("tr", {},
+        h("td", {}, text(v.implementation)), h("td", { class: "mono" }, text(v.version)), h("td", {}, dateTime(v.first_seen)), h("td", {}, dateTime(v.last_seen)), h("td", { class: "num" }, num(v.peak_nodes)))));
+      outdated.replaceChildren(...ver.outdated.map((n) => h("tr", {},
+        h("td", {}, h("a", { href: nodeHref(n.peer_id), "data-link": true }, text(n.name || n.peer_id))), h("td", { class: "mono" }, n.version), h("td", { class: "mono" }, n.newest_version))));
+      if (ver.outdated.length === 0) outdated.replaceChildren(h("tr", {}, h("td", { colspan: 3, class: "empty" }, "Every connected node runs its implementation's newest version.")));
+      const a = hw.authorities;
+      reference.replaceChildren(
+        `Authorities below Substrate's reference hardware: ${a.below_reference} of ${a.benchmarked} benchmarked`,
+        a.share_below === null ? "" : ` (${(a.share_below * 100).toFixed(0)} %)`, ". Minimums (MiB/s) from ",
+        h("a", { href: hw.reference.source }, "polkadot-sdk reference_hardware.json"), ".");
+      const mib = (v) => (v === null || v === undefined ? "—" : num(v));
+      hardware.replaceChildren(...hw.nodes.map((n) => h("tr", { class: n.below_reference.length ? "behind" : "" },
+        h("td", {}, h("a", { href: nodeHref(n.peer_id), "data-link": true, class: "mono" }, n.peer_id)), h("td", {}, n.authority ? "yes" : "no"),
+        h("td", {}, text(n.cpu)), h("td", { class: "num" }, num(n.core_count)), h("td", { class: "num" }, n.memory ? `${(n.memory / 2 ** 30).toFixed(0)} GiB` : "—"),
+        h("td", { class: "num" }, mib(n.cpu_hashrate_score)), h("td", { class: "num" }, mib(n.memory_memcpy_score)),
+        h("td", { class: "num" }, mib(n.disk_sequential_write_score)), h("td", { class: "num" }, mib(n.disk_random_write_score)),
+        h("td", {}, n.below_reference.length ? n.below_reference.join(", ") : "—"))));
+      if (hw.nodes.length === 0) hardware.replaceChildren(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No hardware reported in the last 30 days.")));
     },
   };
   return view;
@@ -487,6 +660,8 @@ function route(path) {
   const rest = path.startsWith(BASE) ? path.slice(BASE.length) : path;
   const parts = rest.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "node" && parts[1]) return ["fleet", (root) => nodeView(root, parts[1])];
+  if (parts[0] === "chains" && parts[1]) return ["chains", (root) => chainView(root, parts[1])];
+  if (parts[0] === "chains") return ["chains", chainsView];
   if (parts[0] === "benchmarks" && parts[1]) return ["benchmarks", (root) => benchmarkView(root, Number(parts[1]) || 0)];
   if (parts[0] === "benchmarks") return ["benchmarks", benchmarksView];
   return ["fleet", fleetView];

@@ -122,7 +122,11 @@ try {
       const kinds = [...document.querySelectorAll("#messages .kind")].map((k) => k.textContent);
       return kinds.length > 0 && kinds.every((k) => k === "system.interval");
     }, null, { timeout: 15000 });
-    step(`${width}px: node page: counts per kind, messages, kind filter`);
+    // Its propagation and hardware (the test waited for the analytics to be derived).
+    await page.waitForFunction(() => /1 of [0-9]/.test(document.querySelector("#propagation tbody")?.textContent || ""), null, { timeout: 15000 });
+    const hw = await page.locator("#node-hardware").innerText();
+    if (!/Memory copy/.test(hw) || !/memory_memcpy_score/.test(hw)) throw new Error(`node hardware: ${hw}`);
+    step(`${width}px: node page: counts per kind, messages, kind filter, propagation, hardware`);
     await page.screenshot({ path: join(artifacts, `node-${width}.png`), fullPage: true });
 
     // The benchmarks page draws too.
@@ -139,6 +143,30 @@ try {
     );
     if (!(await page.locator(".kinds tbody").innerText()).includes("system.interval")) throw new Error("no message counts in the benchmark's window");
     step(`${width}px: benchmarks and one benchmark's window`);
+
+    // The chains page lists the node's chain; its page draws propagation, finality and
+    // versions, and the hardware table holds the node, flagged below the reference.
+    await page.click('nav a[data-section="chains"]');
+    const chainRow = page.locator("#chains tbody tr[data-genesis]").first();
+    await chainRow.waitFor({ timeout: 15000 });
+    await chainRow.locator("a").first().click();
+    await page.waitForURL("**/dashboard/chains/**");
+    await page.waitForFunction(
+      () => {
+        const charts = [...document.querySelectorAll("#chain-charts figure.chart")];
+        return charts.length === 3 && Number(charts[0].dataset.points) >= 2 && charts[0].querySelector("path.line");
+      },
+      null,
+      { timeout: 15000 },
+    );
+    const hwTable = await page.locator("#hardware tbody").innerText();
+    if (!hwTable.includes(peerId) || !hwTable.includes("memory_memcpy_score")) throw new Error(`chain hardware table: ${hwTable}`);
+    const versionTable = await page.locator("#versions tbody").innerText();
+    if (!versionTable.includes("1.2.3")) throw new Error(`chain versions: ${versionTable}`);
+    await page.selectOption("#chain-window", "24h");
+    await page.waitForFunction(() => document.querySelectorAll("#chain-charts figure.chart").length === 3, null, { timeout: 15000 });
+    step(`${width}px: chains page and chain page: propagation, finality, versions, hardware`);
+    await page.screenshot({ path: join(artifacts, `chain-${width}.png`), fullPage: true });
 
     // Cut off from the server, the page says so instead of freezing, and recovers.
     if (width === 1280) {

@@ -125,11 +125,15 @@ fn the_dashboard_shows_the_fleet_a_node_and_benchmarks_in_chromium() {
         &[
             ("CACHE_UPDATE_INTERVAL_MS", "200"),
             ("DB_SAVE_LATENCY_MS", "20"),
+            ("DERIVE_INTERVAL_S", "1"),
         ],
     );
     let peer = "12D3KooWDashboardE2E";
     let mut node = FakeNode::connect(&app.url("/"));
     node.binary(&connected(peer, "e2e-validator"));
+    node.binary(&envelope(
+        r#"{"msg":"sysinfo.hwbench","cpu_hashrate_score":1480,"memory_memcpy_score":11562,"disk_sequential_write_score":1830,"disk_random_write_score":540}"#,
+    ));
     let mut laggard = FakeNode::connect(&app.url("/audit"));
     laggard.binary(&connected("12D3KooWLaggard", "laggard"));
     laggard.binary(&envelope(
@@ -151,7 +155,13 @@ fn the_dashboard_shows_the_fleet_a_node_and_benchmarks_in_chromium() {
         )));
         std::thread::sleep(Duration::from_millis(400));
     }
-    wait_for("stored", Duration::from_secs(10), || app.stored() == 27);
+    wait_for("stored", Duration::from_secs(10), || app.stored() == 28);
+    wait_for("the analytics derived", Duration::from_secs(30), || {
+        db.count("SELECT count(*) FROM tetcore_blocks WHERE genesis_hash = '0x0a'") >= 8
+            && db.count(
+                "SELECT count(*) FROM tetcore_hardware WHERE memory_memcpy_score IS NOT NULL",
+            ) == 1
+    });
     let (status, _) = app.post(
         "/host_systems",
         br#"{"description":"bench box","os":"linux","cpu_qty":8,"cpu_clock":3200,"ram_mb":16384,"disk_info":"nvme"}"#,
@@ -230,7 +240,14 @@ fn the_dashboard_shows_the_fleet_a_node_and_benchmarks_in_chromium() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     talker.join().unwrap();
     assert!(out.status.success(), "the browser test failed:\n{log}");
-    for shot in ["fleet-1280", "fleet-390", "node-1280", "node-390"] {
+    for shot in [
+        "fleet-1280",
+        "fleet-390",
+        "node-1280",
+        "node-390",
+        "chain-1280",
+        "chain-390",
+    ] {
         let png = std::fs::read(format!("{artifacts}/{shot}.png")).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{shot}");
     }
