@@ -16,5 +16,6 @@ ALTER ROLE tetcore_reader SET statement_timeout = '30s';
 ALTER ROLE tetcore_reader SET default_transaction_read_only = on;
 GRANT USAGE ON SCHEMA public TO tetcore_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO tetcore_reader;
-GRANT EXECUTE ON FUNCTION tetcore_log_partitions(), tetcore_int(text), tetcore_float(text) TO tetcore_reader;
+GRANT EXECUTE ON FUNCTION tetcore_log_partitions(), tetcore_int(text), tetcore_float(text),
+    tetcore_ms(interval), tetcore_time(text), tetcore_jsonb(text) TO tetcore_reader;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO tetcore_reader;

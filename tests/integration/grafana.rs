@@ -92,6 +92,7 @@ fn every_panel_query_runs_as_the_reader_and_finds_the_data() {
             ("DB_SAVE_LATENCY_MS", "20"),
             ("HEARTBEAT_INTERVAL", "1"),
             ("CLIENT_TIMEOUT_S", "1"),
+            ("DERIVE_INTERVAL_S", "1"),
         ],
     );
     // A fleet that has come and gone...
@@ -117,6 +118,17 @@ fn every_panel_query_runs_as_the_reader_and_finds_the_data() {
     }
     wait_for("everything stored", Duration::from_secs(20), || {
         app.stored() == sent
+    });
+    // The analytics panels read what the derive passes made of it.
+    wait_for("the analytics derived", Duration::from_secs(30), || {
+        [
+            "tetcore_blocks",
+            "tetcore_version_hours",
+            "tetcore_hardware",
+            "tetcore_chain_minutes",
+        ]
+        .iter()
+        .all(|t| db.count(&format!("SELECT count(*) FROM {t}")) > 0)
     });
 
     let role = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/reader-role.sql");
@@ -156,7 +168,7 @@ fn every_panel_query_runs_as_the_reader_and_finds_the_data() {
             }
         }
     }
-    assert!(checked >= 15, "{checked} panels checked");
+    assert!(checked >= 21, "{checked} panels checked");
     // The reader may read, and nothing else.
     let write = run_as_reader(
         &db.url,
