@@ -122,7 +122,7 @@ CREATE TABLE tetcore_node_minutes (
 );
 
 COMMENT ON TABLE tetcore_node_minutes IS
-    'Each node''s best and finalized height per minute it reported them (block.import, notify.finalized and system.interval).';
+    'Each node''s best and finalized height per minute it reported them (block.import and notify.finalized).';
 COMMENT ON COLUMN tetcore_node_minutes.genesis_hash IS 'The chain.';
 COMMENT ON COLUMN tetcore_node_minutes.minute IS 'The minute (server clock, start of the minute, UTC).';
 COMMENT ON COLUMN tetcore_node_minutes.peer_id IS 'The node (libp2p peer id).';
@@ -162,7 +162,7 @@ CREATE TABLE tetcore_node_hours (
 );
 
 COMMENT ON TABLE tetcore_node_hours IS
-    'Each node heard from in each hour, with what it ran (from its session''s system.connected); a node that changed version within the hour has the newest.';
+    'Each node heard from in each hour (a block imported or finalized, a connection, a hardware or GRANDPA report), with what it ran (from its session''s system.connected); a node that changed version within the hour has the newest.';
 COMMENT ON COLUMN tetcore_node_hours.genesis_hash IS 'The chain.';
 COMMENT ON COLUMN tetcore_node_hours.hour IS 'The hour (server clock, UTC).';
 COMMENT ON COLUMN tetcore_node_hours.peer_id IS 'The node (libp2p peer id).';
@@ -213,7 +213,7 @@ CREATE TABLE tetcore_hardware (
 );
 
 COMMENT ON TABLE tetcore_hardware IS
-    'What each node said about its hardware each time it connected: sysinfo of system.connected and the scores of sysinfo.hwbench (modern clients).';
+    'What each node said about its hardware each time it connected: sysinfo of system.connected and the scores of sysinfo.hwbench (modern clients; a connection that sent neither has no row).';
 COMMENT ON COLUMN tetcore_hardware.genesis_hash IS 'The chain.';
 COMMENT ON COLUMN tetcore_hardware.peer_id IS 'The node (libp2p peer id).';
 COMMENT ON COLUMN tetcore_hardware.reported_at IS 'When its system.connected was received (server clock): one row per connection.';
@@ -294,10 +294,8 @@ BEGIN
     CREATE TEMP TABLE tetcore_derive_rows ON COMMIT DROP AS
     SELECT l.created_at, p.genesis_hash, p.peer_id, p.chain, p.name, p.implementation, p.version,
            p.authority, p.connected_at, p.sysinfo, l.logs->>'msg' AS msg,
-           CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized', 'system.interval')
+           CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
                 THEN tetcore_int(l.logs->>'height') END AS height,
-           CASE WHEN l.logs->>'msg' = 'system.interval'
-                THEN tetcore_int(l.logs->>'finalized_height') END AS finalized_height,
            CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
                 THEN l.logs->>'best' END AS hash,
            CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
@@ -309,8 +307,7 @@ BEGIN
     JOIN peer_connections p ON p.id = l.peer_connection_id
     WHERE l.created_at >= p_from AND l.created_at < p_to
       AND p.genesis_hash IS NOT NULL AND p.peer_id IS NOT NULL
-      AND l.logs->>'msg' IN ('block.import', 'notify.finalized', 'system.interval',
-                             'system.connected', 'sysinfo.hwbench', 'afg.received_prevote',
+      AND l.logs->>'msg' IN ('block.import', 'notify.finalized', 'system.connected', 'sysinfo.hwbench', 'afg.received_prevote',
                              'afg.received_precommit', 'afg.authority_set');
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
@@ -343,11 +340,10 @@ BEGIN
 
     INSERT INTO tetcore_node_minutes AS m (genesis_hash, minute, peer_id, best_height, finalized_height)
     SELECT genesis_hash, date_trunc('minute', created_at), peer_id,
-           max(height) FILTER (WHERE msg IN ('block.import', 'system.interval')),
-           max(coalesce(finalized_height, CASE WHEN msg = 'notify.finalized' THEN height END))
+           max(height) FILTER (WHERE msg = 'block.import'),
+           max(height) FILTER (WHERE msg = 'notify.finalized')
     FROM tetcore_derive_rows
-    WHERE msg IN ('block.import', 'notify.finalized', 'system.interval')
-      AND (height IS NOT NULL OR finalized_height IS NOT NULL)
+    WHERE msg IN ('block.import', 'notify.finalized') AND height IS NOT NULL
     GROUP BY 1, 2, 3
     ON CONFLICT (genesis_hash, minute, peer_id) DO UPDATE SET
         best_height = greatest(m.best_height, excluded.best_height),
@@ -373,7 +369,7 @@ BEGIN
            tetcore_int(sysinfo->>'memory'), tetcore_int(sysinfo->>'core_count'),
            sysinfo->>'linux_kernel', sysinfo->>'linux_distro',
            CASE sysinfo->>'is_virtual_machine' WHEN 'true' THEN true WHEN 'false' THEN false END
-    FROM tetcore_derive_rows WHERE msg = 'system.connected'
+    FROM tetcore_derive_rows WHERE msg = 'system.connected' AND sysinfo IS NOT NULL
     ON CONFLICT (genesis_hash, peer_id, reported_at) DO UPDATE SET
         authority = excluded.authority, cpu = excluded.cpu, memory = excluded.memory,
         core_count = excluded.core_count, linux_kernel = excluded.linux_kernel,
@@ -456,7 +452,7 @@ BEGIN
     FROM tetcore_node_minutes m
     WHERE (m.genesis_hash, m.minute) IN (
         SELECT DISTINCT genesis_hash, date_trunc('minute', created_at) FROM tetcore_derive_rows
-        WHERE msg IN ('block.import', 'notify.finalized', 'system.interval'))
+        WHERE msg IN ('block.import', 'notify.finalized'))
     GROUP BY 1, 2
     ON CONFLICT (genesis_hash, minute) DO UPDATE SET
         best_height = excluded.best_height, finalized_height = excluded.finalized_height,

@@ -374,11 +374,15 @@ fn envelope(out: &mut String, args: &Args, id: u64, msg: &str, fields: &str) {
 }
 
 fn connected(out: &mut String, args: &Args, n: usize, id: u64) {
-    let fields = format!(
+    let mut fields = format!(
         r#""authority":{},"chain":"Loadgen","config":"","genesis_hash":"0x00000000feed0000000000000000000000000000000000000000000000000000","implementation":"loadgen","name":"loadgen-{n}-{id}","network_id":"12D3KooWLoadgen{n:07}x{id:03}","startup_time":"{}","version":"0.0.0-loadgen""#,
         n.is_multiple_of(4),
         now_us() / 1000
     );
+    // Modern clients describe their machine.
+    if args.envelope == Envelope::Modern {
+        fields.push_str(r#","sysinfo":{"core_count":8,"cpu":"loadgen CPU","is_virtual_machine":true,"linux_distro":"Debian GNU/Linux 12 (bookworm)","linux_kernel":"6.1.0","memory":34359738368}"#);
+    }
     envelope(out, args, id, "system.connected", &fields);
 }
 

@@ -26,6 +26,9 @@ pub const COMMIT_MARGIN: TimeDelta = TimeDelta::seconds(5);
 /// derivation was off for a while; the next passes catch up.
 pub const MAX_WINDOW: TimeDelta = TimeDelta::minutes(10);
 
+/// How far back a late batch is folded in by a pass (beyond: by a rebuild, and a warning says so).
+const MAX_LATE: TimeDelta = TimeDelta::minutes(30);
+
 /// Late marks are looked at from this long before the previous pass on: a batch's mark is
 /// stamped when its transaction begins and seen when it commits, which a write deadline bounds.
 const LATE_OVERLAP: TimeDelta = TimeDelta::seconds(60);
@@ -143,7 +146,18 @@ pub fn pass(
         .load(c)?;
         let late: Vec<&LateMark> = marks.iter().filter(|m| !folded.contains(&m.id)).collect();
         if let Some(oldest) = late.iter().map(|m| m.oldest).min() {
-            messages += derive(c, oldest, from)?;
+            // A late window is read whole, folded rows included: bounded, so that one batch
+            // stuck for a long time cannot make every pass too long to finish.
+            let floor = from - MAX_LATE;
+            if oldest < floor {
+                log::warn!(
+                    "a batch was committed more than {} min after its oldest message: messages \
+                     received from {oldest} to {floor} are not folded in; `tetcore-analytics \
+                     rebuild` folds them",
+                    MAX_LATE.num_minutes()
+                );
+            }
+            messages += derive(c, oldest.max(floor), from)?;
         }
         let derived_until = to.max(from);
         sql_query(
