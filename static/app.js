@@ -523,7 +523,7 @@ function chainView(root, genesis) {
       const w = `start_time=${encodeURIComponent(start.toISOString())}&end_time=${encodeURIComponent(end.toISOString())}`;
       const [chains, prop, fin, ver, hw] = await Promise.all([
         api("/chains"),
-        api(`/chains/${g}/propagation?${w}&limit=5000`),
+        api(`/chains/${g}/propagation?${w}&limit=1`),
         api(`/chains/${g}/finality?${w}`),
         api(`/chains/${g}/versions`),
         api(`/chains/${g}/hardware`),
@@ -539,8 +539,7 @@ function chainView(root, genesis) {
             ["Blocks in window", num(sum.blocks)], ["Median p50 delay", ms(sum.p50_ms)], ["Median p90 delay", ms(sum.p90_ms)], ["Median p99 delay", ms(sum.p99_ms)]]
             .map(([k, v]) => h("div", { class: "tile" }, h("span", { class: "big" }, v), k))));
       const width = charts.clientWidth > 700 ? charts.clientWidth / 2 - 12 : charts.clientWidth;
-      const blocks = [...prop.blocks].reverse();
-      const at = (b) => new Date(b.first_at).getTime();
+      const at = (p) => new Date(p.at).getTime();
       const domain = [start.getTime(), end.getTime()];
       const stallSpans = fin.stalls.map((st) => [new Date(st.started_at).getTime(), st.ended_at ? new Date(st.ended_at).getTime() : end.getTime()]);
       // Version adoption: the six versions with the most node-hours, one line each.
@@ -548,14 +547,14 @@ function chainView(root, genesis) {
       for (const p of ver.series) {
         const key = `${p.implementation} ${p.version}`;
         if (!byVersion.has(key)) byVersion.set(key, []);
-        byVersion.get(key).push([new Date(p.hour).getTime(), p.nodes]);
+        byVersion.get(key).push([new Date(p.at).getTime(), p.nodes]);
       }
       const top = [...byVersion.entries()].sort((a, b) => b[1].reduce((n, p) => n + p[1], 0) - a[1].reduce((n, p) => n + p[1], 0)).slice(0, 3);
       charts.replaceChildren(
-        lineChart("Block propagation (ms after the first node)", [
-          { label: "p50", cls: "c1", points: blocks.map((b) => [at(b), b.p50_ms]) },
-          { label: "p90", cls: "c2", points: blocks.map((b) => [at(b), b.p90_ms]) },
-          { label: "p99", cls: "c3", points: blocks.map((b) => [at(b), b.p99_ms]) },
+        lineChart("Block propagation (ms after the first node; per step, the median block)", [
+          { label: "p50", cls: "c1", points: prop.series.map((p) => [at(p), p.p50_ms]) },
+          { label: "p90", cls: "c2", points: prop.series.map((p) => [at(p), p.p90_ms]) },
+          { label: "p99", cls: "c3", points: prop.series.map((p) => [at(p), p.p99_ms]) },
         ], width, domain),
         lineChart("Finality lag (blocks; stalls shaded)", [
           { label: "best − finalized", cls: "c1", points: seriesOf(fin.series, "lag_blocks") },

@@ -4,7 +4,7 @@
 //! (`db::queries::chains`) and shapes them; percentiles, shares and the comparison with the
 //! reference hardware are computed here from those rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -26,12 +26,15 @@ const NODE_PROPAGATION_WINDOW: TimeDelta = TimeDelta::hours(1);
 /// A node's rank reads every node's arrivals in the window: a week at most.
 const NODE_PROPAGATION_MAX: TimeDelta = TimeDelta::days(7);
 const NODE_HARDWARE_WINDOW: TimeDelta = TimeDelta::days(365);
-const BLOCKS_DEFAULT: i64 = 20_000;
+const BLOCKS_DEFAULT: i64 = 100;
 const BLOCKS_MAX: i64 = 100_000;
 const NODE_BLOCKS_DEFAULT: i64 = 100;
 const NODE_BLOCKS_MAX: i64 = 10_000;
-/// A finality series has at most about this many points unless `step_s` asks for more.
+/// A finality or propagation series has about this many points at most, unless `step_s`
+/// asks for more.
 const SERIES_POINTS: i64 = 1440;
+/// A version series: hourly up to two months, then whole hours keeping about this many steps.
+const VERSION_POINTS: i64 = 1440;
 
 /// The stall threshold (`FINALITY_STALL_S`), for the handlers.
 #[derive(Clone, Copy)]
@@ -90,22 +93,15 @@ struct PropagationView {
     kind: &'static str,
     start_time: String,
     end_time: String,
-    summary: PropagationSummary,
+    step_s: i64,
+    /// Over every block of the window.
+    summary: chains::PropagationStep,
+    /// Per step, oldest first (steps without blocks are left out).
+    series: Vec<chains::PropagationStep>,
     /// True when `limit` cut the blocks short (the newest were kept).
     truncated: bool,
+    /// The newest blocks, newest first.
     blocks: Vec<Block>,
-}
-
-/// Over the blocks in the window: how many, the median of their per-block percentiles, and
-/// the worst delay of any.
-#[derive(Serialize, Default, PartialEq, Debug)]
-struct PropagationSummary {
-    blocks: usize,
-    median_nodes: Option<i32>,
-    p50_ms: Option<f64>,
-    p90_ms: Option<f64>,
-    p99_ms: Option<f64>,
-    max_ms: Option<f64>,
 }
 
 /// The nearest-rank percentile (as PostgreSQL's `percentile_disc`) of `values`, sorted here.
@@ -118,23 +114,21 @@ fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
     Some(values[rank.clamp(1, values.len()) - 1])
 }
 
-fn summarise(blocks: &[Block]) -> PropagationSummary {
-    let median = |f: fn(&Block) -> f64| {
-        let mut v: Vec<f64> = blocks.iter().map(f).collect();
-        percentile(&mut v, 0.5)
-    };
-    let mut nodes: Vec<i32> = blocks.iter().map(|b| b.nodes).collect();
-    PropagationSummary {
-        blocks: blocks.len(),
-        median_nodes: percentile(&mut nodes, 0.5),
-        p50_ms: median(|b| b.p50_ms),
-        p90_ms: median(|b| b.p90_ms),
-        p99_ms: median(|b| b.p99_ms),
-        max_ms: blocks.iter().map(|b| b.max_ms).reduce(f64::max),
-    }
+/// `step_s` if given, else whole multiples of `unit` that keep the window near `points` steps.
+fn step(
+    params: &Params,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    unit: i64,
+    points: i64,
+) -> Result<i64, ApiError> {
+    let fit = ((end - start).num_seconds() / points + unit - 1) / unit * unit;
+    Ok(params
+        .whole("step_s", unit, 366 * 86_400)?
+        .unwrap_or(fit.max(unit)))
 }
 
-/// `GET /chains/{genesis_hash}/propagation?kind=&start_time=&end_time=&limit=`
+/// `GET /chains/{genesis_hash}/propagation?kind=&start_time=&end_time=&step_s=&limit=`
 pub async fn propagation(
     req: HttpRequest,
     path: web::Path<String>,
@@ -144,11 +138,17 @@ pub async fn propagation(
     let params = Params::parse(req.query_string())?;
     let kind = kind(&params)?;
     let (start, end) = params.window(PROPAGATION_WINDOW)?;
+    let step_s = step(&params, start, end, 60, SERIES_POINTS)?;
     let limit = params.limit("limit", BLOCKS_DEFAULT, BLOCKS_MAX)?;
     let genesis_hash = chain(path, &pool, &metrics).await?;
     let g = genesis_hash.clone();
-    let mut blocks = run_query(&pool, &metrics, move |c| {
-        chains::blocks(c, &g, kind, start, end, limit + 1)
+    let (summary, series, mut blocks) = run_query(&pool, &metrics, move |c| {
+        let mut whole = chains::propagation_steps(c, &g, kind, start, end, None)?;
+        Ok((
+            whole.pop(),
+            chains::propagation_steps(c, &g, kind, start, end, Some(step_s))?,
+            chains::blocks(c, &g, kind, start, end, limit + 1)?,
+        ))
     })
     .await?;
     let truncated = blocks.len() as i64 > limit;
@@ -158,7 +158,17 @@ pub async fn propagation(
         kind,
         start_time: rfc3339(start),
         end_time: rfc3339(end),
-        summary: summarise(&blocks),
+        step_s,
+        summary: summary.unwrap_or(chains::PropagationStep {
+            at: None,
+            blocks: 0,
+            median_nodes: None,
+            p50_ms: None,
+            p90_ms: None,
+            p99_ms: None,
+            max_ms: None,
+        }),
+        series,
         truncated,
         blocks,
     }))
@@ -244,11 +254,7 @@ pub async fn finality(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let (start, end) = params.window(FINALITY_WINDOW)?;
-    // One point a minute, or the whole minutes that keep the series near SERIES_POINTS.
-    let fit = ((end - start).num_seconds() / SERIES_POINTS + 59) / 60 * 60;
-    let step_s = params
-        .whole("step_s", 60, 366 * 86_400)?
-        .unwrap_or(fit.max(60));
+    let step_s = step(&params, start, end, 60, SERIES_POINTS)?;
     let peer_id = params.text("peer_id")?.map(str::to_owned);
     let stall_s = analytics.finality_stall_s;
     let genesis_hash = chain(path, &pool, &metrics).await?;
@@ -300,20 +306,11 @@ struct VersionsView {
     genesis_hash: String,
     start_time: String,
     end_time: String,
-    series: Vec<VersionPoint>,
+    step_s: i64,
+    series: Vec<chains::VersionStep>,
     versions: Vec<chains::VersionSeen>,
     newest: Vec<Newest>,
     outdated: Vec<Outdated>,
-}
-
-#[derive(Serialize)]
-struct VersionPoint {
-    hour: String,
-    implementation: String,
-    version: String,
-    nodes: i32,
-    /// Of the chain's nodes heard from in that hour.
-    share: f64,
 }
 
 #[derive(Serialize, Clone)]
@@ -340,30 +337,17 @@ pub async fn versions(
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(req.query_string())?;
     let (start, end) = params.window(VERSIONS_WINDOW)?;
+    let step_s = step(&params, start, end, 3600, VERSION_POINTS)?;
     let genesis_hash = chain(path, &pool, &metrics).await?;
     let g = genesis_hash.clone();
-    let (hours, seen, live) = run_query(&pool, &metrics, move |c| {
+    let (series, seen, live) = run_query(&pool, &metrics, move |c| {
         Ok((
-            chains::version_hours(c, &g, start, end)?,
+            chains::version_steps(c, &g, start, end, step_s)?,
             chains::versions_seen(c, &g)?,
             chains::live_nodes(c, &g)?,
         ))
     })
     .await?;
-    let mut totals: HashMap<DateTime<Utc>, i32> = HashMap::new();
-    for h in &hours {
-        *totals.entry(h.hour).or_default() += h.nodes;
-    }
-    let series = hours
-        .into_iter()
-        .map(|h| VersionPoint {
-            hour: rfc3339(h.hour),
-            share: f64::from(h.nodes) / f64::from(totals.get(&h.hour).copied().unwrap_or(1).max(1)),
-            implementation: h.implementation,
-            version: h.version,
-            nodes: h.nodes,
-        })
-        .collect();
     // The newest version of each implementation ever seen on the chain.
     let mut newest: BTreeMap<String, (Vec<u64>, String)> = BTreeMap::new();
     for v in &seen {
@@ -395,6 +379,7 @@ pub async fn versions(
         genesis_hash,
         start_time: rfc3339(start),
         end_time: rfc3339(end),
+        step_s,
         series,
         versions: seen,
         newest: newest

@@ -256,12 +256,13 @@ pub fn document() -> Value {
     });
     let analytics = json!({
             "/chains": get("Every chain a node reported (by genesis hash): its name, nodes connected now (and authorities), nodes heard from in 24 hours, and its newest best and finalized height, most nodes first", vec![], ok("chains", list("Chain"))),
-            "/chains/{genesis_hash}/propagation": get("Block propagation: for each block first reported in the window, newest first, when the first node reported it (server receive time) and the other nodes' delays after it (percentiles nearest-rank over the reporting nodes, the first one's 0 included); the summary gives the median over the blocks of each percentile", vec![
+            "/chains/{genesis_hash}/propagation": get("Block propagation: for each block, when the first node reported it (server receive time) and the other nodes' delays after it (percentiles nearest-rank over the reporting nodes, the first one's 0 included). The summary (whole window) and the series (per step) give the median over their blocks of each percentile and the longest delay; blocks lists the newest blocks (limit; /export/propagation streams them all)", vec![
                 genesis(true),
                 kind(),
                 time("start_time", "window start (default: end_time minus 24 hours)"),
                 time("end_time", "window end, exclusive (default: now)"),
-                limit(20_000, 100_000),
+                query("step_s", "seconds per point of the series (default: a minute, or more to keep about 1440 points)", json!({"type": "integer", "minimum": 60, "maximum": 31_622_400}), false),
+                limit(100, 100_000),
             ], found(one("Propagation"))),
             "/chains/{genesis_hash}/finality": get("Finality: the chain's best and finalized height per step (the highest any node reported), the stalls overlapping the window (finalized height standing still longer than FINALITY_STALL_S while the best advances; ended_at null while ongoing) with the GRANDPA voters seen around each, the authority sets, and each node's newest heights and finality lag (with peer_id: that node's every minute)", vec![
                 genesis(true),
@@ -274,6 +275,7 @@ pub fn document() -> Value {
                 genesis(true),
                 time("start_time", "window start (default: end_time minus 30 days)"),
                 time("end_time", "window end, exclusive (default: now)"),
+                query("step_s", "seconds per step of the series, whole hours (default: an hour, or more to keep about 1440 steps)", json!({"type": "integer", "minimum": 3600, "maximum": 31_622_400}), false),
             ], found(one("Versions"))),
             "/chains/{genesis_hash}/hardware": get("Hardware: each node's newest report in the window (sysinfo and sysinfo.hwbench scores in MiB/s), the distribution of each score, and the authorities below Substrate's reference hardware (polkadot-sdk SUBSTRATE_REFERENCE_HARDWARE; the source is in the answer)", vec![
                 genesis(true),
@@ -299,7 +301,9 @@ pub fn document() -> Value {
                 "Propagation": {"type": "object", "properties": {
                     "genesis_hash": {"type": "string"}, "kind": {"type": "string"},
                     "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
+                    "step_s": {"type": "integer"},
                     "summary": object(&[("blocks", "integer"), ("median_nodes", "integer?"), ("p50_ms", "number"), ("p90_ms", "number"), ("p99_ms", "number"), ("max_ms", "number")]),
+                    "series": {"type": "array", "description": "per step, oldest first: blocks first reported in it, the median over them of each block's percentile, the longest delay", "items": object(&[("at", "time"), ("blocks", "integer"), ("median_nodes", "integer?"), ("p50_ms", "number"), ("p90_ms", "number"), ("p99_ms", "number"), ("max_ms", "number")])},
                     "truncated": {"type": "boolean", "description": "limit cut the blocks short (the newest were kept)"},
                     "blocks": list("Block")
                 }},
@@ -315,7 +319,8 @@ pub fn document() -> Value {
     let more_schemas = json!({
                 "Versions": {"type": "object", "properties": {
                     "genesis_hash": {"type": "string"}, "start_time": {"type": "string", "format": "date-time"}, "end_time": {"type": "string", "format": "date-time"},
-                    "series": {"type": "array", "items": object(&[("hour", "time"), ("implementation", "string"), ("version", "string"), ("nodes", "integer"), ("share", "number")])},
+                    "step_s": {"type": "integer"},
+                    "series": {"type": "array", "description": "per step, oldest first: nodes on each version on average over the step's hours, and their share of the chain's nodes", "items": object(&[("at", "time"), ("implementation", "string"), ("version", "string"), ("nodes", "number"), ("share", "number")])},
                     "versions": {"type": "array", "items": object(&[("implementation", "string"), ("version", "string"), ("first_seen", "time"), ("last_seen", "time"), ("peak_nodes", "integer")])},
                     "newest": {"type": "array", "items": object(&[("implementation", "string"), ("version", "string")])},
                     "outdated": {"type": "array", "items": object(&[("peer_id", "string"), ("name", "string?"), ("implementation", "string"), ("version", "string"), ("newest_version", "string")])}

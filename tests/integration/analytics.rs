@@ -481,18 +481,18 @@ fn a_version_rollout_and_hardware_scores_are_counted_per_chain() {
         answer["outdated"].as_array().is_some_and(|o| o.len() == 1)
             && answer["series"].as_array().is_some_and(|s| {
                 s.iter()
-                    .any(|p| p["version"] == "1.1.0-dev-bbb" && p["nodes"] == 2)
+                    .any(|p| p["version"] == "1.1.0-dev-bbb" && p["nodes"].as_f64() == Some(2.0))
             })
     });
     let hour: Vec<&Value> = answer["series"].as_array().unwrap().iter().collect();
-    let newest_hour = hour.last().unwrap()["hour"].clone();
-    let now: Vec<(&str, i64, f64)> = hour
+    let newest_hour = hour.last().unwrap()["at"].clone();
+    let now: Vec<(&str, f64, f64)> = hour
         .iter()
-        .filter(|p| p["hour"] == newest_hour)
+        .filter(|p| p["at"] == newest_hour)
         .map(|p| {
             (
                 p["version"].as_str().unwrap(),
-                p["nodes"].as_i64().unwrap(),
+                p["nodes"].as_f64().unwrap(),
                 p["share"].as_f64().unwrap(),
             )
         })
@@ -500,10 +500,11 @@ fn a_version_rollout_and_hardware_scores_are_counted_per_chain() {
     assert_eq!(
         now,
         vec![
-            ("1.1.0-dev-bbb", 2, 2.0 / 3.0),
-            ("1.0.0-dev-aaa", 1, 1.0 / 3.0)
+            ("1.1.0-dev-bbb", 2.0, 2.0 / 3.0),
+            ("1.0.0-dev-aaa", 1.0, 1.0 / 3.0)
         ]
     );
+    assert_eq!(answer["step_s"], 3600);
     assert_eq!(answer["outdated"][0]["peer_id"], peer(2));
     assert_eq!(answer["outdated"][0]["newest_version"], "1.1.0-dev-bbb");
     assert_eq!(

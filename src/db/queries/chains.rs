@@ -124,6 +124,66 @@ pub fn blocks(
     .load(conn)
 }
 
+/// Propagation over a span of blocks: how many, the median over them of each block's p50,
+/// p90 and p99 delay, and the longest delay of any.
+#[derive(QueryableByName, Serialize, Debug, PartialEq)]
+pub struct PropagationStep {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    #[serde(serialize_with = "utc_opt", skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = BigInt)]
+    pub blocks: i64,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub median_nodes: Option<i32>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p50_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p90_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub p99_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub max_ms: Option<f64>,
+}
+
+/// The blocks first reported in `[start, end)` per `step_s` (oldest first), or all of them as
+/// one (`step_s` `None`: `at` is null).
+pub fn propagation_steps(
+    conn: &mut PgConnection,
+    genesis_hash: &str,
+    kind: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step_s: Option<i64>,
+) -> QueryResult<Vec<PropagationStep>> {
+    let at = match step_s {
+        Some(_) => "date_bin(make_interval(secs => $5), first_at, 'epoch')",
+        None => "NULL::timestamptz",
+    };
+    let group = if step_s.is_some() {
+        "GROUP BY 1 ORDER BY 1"
+    } else {
+        ""
+    };
+    let query = sql_query(format!(
+        "SELECT {at} AS at, count(*) AS blocks, \
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY nodes) AS median_nodes, \
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY p50_ms) AS p50_ms, \
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY p90_ms) AS p90_ms, \
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY p99_ms) AS p99_ms, \
+                max(max_ms) AS max_ms \
+         FROM tetcore_blocks \
+         WHERE genesis_hash = $1 AND kind = $2 AND first_at >= $3 AND first_at < $4 {group}"
+    ))
+    .bind::<Text, _>(genesis_hash)
+    .bind::<Text, _>(kind)
+    .bind::<Timestamptz, _>(start)
+    .bind::<Timestamptz, _>(end);
+    match step_s {
+        Some(step) => query.bind::<Double, _>(step as f64).load(conn),
+        None => query.load(conn),
+    }
+}
+
 /// One node's propagation on one chain over a window.
 #[derive(QueryableByName, Serialize, Debug)]
 pub struct NodePropagation {
@@ -507,33 +567,49 @@ pub fn authority_sets(
     .load(conn)
 }
 
-/// Nodes on one implementation and version in one hour.
-#[derive(QueryableByName, Debug)]
-pub struct VersionHour {
+/// Nodes on one implementation and version over one step: on average over the step's hours
+/// (those with any node), and their share of the chain's nodes then.
+#[derive(QueryableByName, Serialize, Debug)]
+pub struct VersionStep {
     #[diesel(sql_type = Timestamptz)]
-    pub hour: DateTime<Utc>,
+    #[serde(serialize_with = "utc")]
+    pub at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
     pub implementation: String,
     #[diesel(sql_type = Text)]
     pub version: String,
-    #[diesel(sql_type = Integer)]
-    pub nodes: i32,
+    #[diesel(sql_type = Double)]
+    pub nodes: f64,
+    #[diesel(sql_type = Double)]
+    pub share: f64,
 }
 
-pub fn version_hours(
+pub fn version_steps(
     conn: &mut PgConnection,
     genesis_hash: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> QueryResult<Vec<VersionHour>> {
+    step_s: i64,
+) -> QueryResult<Vec<VersionStep>> {
     sql_query(
-        "SELECT hour, implementation, version, nodes FROM tetcore_version_hours \
-         WHERE genesis_hash = $1 AND hour >= date_trunc('hour', $2::timestamptz) AND hour < $3 \
-         ORDER BY hour, nodes DESC, implementation, version",
+        "WITH h AS ( \
+             SELECT date_bin(make_interval(secs => $4), hour, 'epoch') AS at, hour, \
+                    implementation, version, nodes \
+             FROM tetcore_version_hours \
+             WHERE genesis_hash = $1 AND hour >= date_trunc('hour', $2::timestamptz) \
+               AND hour < $3), \
+         steps AS (SELECT at, count(DISTINCT hour) AS hours, sum(nodes) AS total \
+                   FROM h GROUP BY at) \
+         SELECT h.at, h.implementation, h.version, \
+                sum(h.nodes)::float8 / s.hours AS nodes, sum(h.nodes)::float8 / s.total AS share \
+         FROM h JOIN steps s ON s.at = h.at \
+         GROUP BY h.at, h.implementation, h.version, s.hours, s.total \
+         ORDER BY h.at, nodes DESC, h.implementation, h.version",
     )
     .bind::<Text, _>(genesis_hash)
     .bind::<Timestamptz, _>(start)
     .bind::<Timestamptz, _>(end)
+    .bind::<Double, _>(step_s as f64)
     .load(conn)
 }
 
