@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::db::models::{utc, utc_opt};
 
-/// Every chain known, with its nodes now and its newest heights.
+/// Every chain known, with its nodes now and its newest heights (each from the newest minute
+/// that has it).
 #[derive(QueryableByName, Serialize, Debug)]
 pub struct Chain {
     #[diesel(sql_type = Text)]
@@ -47,15 +48,20 @@ pub fn chains(conn: &mut PgConnection) -> QueryResult<Vec<Chain>> {
                 (SELECT count(DISTINCT h.peer_id) FROM tetcore_node_hours h \
                  WHERE h.genesis_hash = c.genesis_hash \
                    AND h.hour >= date_trunc('hour', now() - interval '24 hours')) AS nodes_24h, \
-                m.best_height, m.finalized_height, m.minute AS heights_at \
+                b.best_height, f.finalized_height, \
+                greatest(b.minute, f.minute) AS heights_at \
          FROM tetcore_chains c \
          LEFT JOIN (SELECT genesis_hash, count(DISTINCT peer_id) AS nodes, \
                            count(DISTINCT peer_id) FILTER (WHERE authority) AS authorities \
                     FROM peer_connections WHERE ended_at IS NULL AND peer_id IS NOT NULL \
                     GROUP BY genesis_hash) live ON live.genesis_hash = c.genesis_hash \
-         LEFT JOIN LATERAL (SELECT best_height, finalized_height, minute \
-                            FROM tetcore_chain_minutes cm WHERE cm.genesis_hash = c.genesis_hash \
-                            ORDER BY minute DESC LIMIT 1) m ON true \
+         LEFT JOIN LATERAL (SELECT best_height, minute FROM tetcore_chain_minutes cm \
+                            WHERE cm.genesis_hash = c.genesis_hash AND best_height IS NOT NULL \
+                            ORDER BY minute DESC LIMIT 1) b ON true \
+         LEFT JOIN LATERAL (SELECT finalized_height, minute FROM tetcore_chain_minutes cm \
+                            WHERE cm.genesis_hash = c.genesis_hash \
+                              AND finalized_height IS NOT NULL \
+                            ORDER BY minute DESC LIMIT 1) f ON true \
          ORDER BY nodes_connected DESC, c.name, c.genesis_hash",
     )
     .load(conn)
