@@ -397,10 +397,19 @@ fn a_finality_stall_is_found_with_its_length_heights_nodes_and_voters() {
     let ended = first_at("notify.finalized", 6);
     let path = format!("/chains/{GENESIS}/finality");
     let mut answer = Value::Null;
+    // Everything folded in: the stall can show before the last imports' batch (committed
+    // late on a busy machine) is folded into the heights.
+    let highest = |answer: &Value, field: &str| {
+        answer["series"]
+            .as_array()
+            .and_then(|s| s.iter().filter_map(|p| p[field].as_i64()).max())
+    };
     wait_for("the stall to be derived", Duration::from_secs(30), || {
         answer = get_json(&app, &path);
         answer["stalls"].as_array().is_some_and(|s| s.len() == 1)
             && answer["stalls"][0]["ended_at"].is_string()
+            && highest(&answer, "best_height") == Some(6)
+            && highest(&answer, "finalized_height") == Some(6)
     });
     let stall = &answer["stalls"][0];
     let utc =
@@ -427,11 +436,9 @@ fn a_finality_stall_is_found_with_its_length_heights_nodes_and_voters() {
     );
     assert_eq!(answer["stall_threshold_s"], 1.0);
     // The series and each node's lag.
-    // (The test may straddle a minute: the newest minute can hold only the finalization.)
-    let series = answer["series"].as_array().unwrap();
-    let highest = |field: &str| series.iter().filter_map(|p| p[field].as_i64()).max();
-    assert_eq!(highest("best_height"), Some(6));
-    assert_eq!(highest("finalized_height"), Some(6));
+    // (Highest values: the test may straddle a minute, whose newest part holds only the
+    // finalization.)
+    assert!(!answer["series"].as_array().unwrap().is_empty());
     let node_rows = answer["nodes"].as_array().unwrap();
     assert_eq!(node_rows.len(), 2);
     assert!(node_rows.iter().all(|n| n["finalized_height"] == 6));
