@@ -11,8 +11,8 @@
 //!   blocks, the write token, CORS).
 //! - `metrics`: the Prometheus registry and the bounded label sets.
 //! - `ingest`: WebSocket sessions, wire types, the parser, and the TCP stream under them.
-//! - `actors`: the DB writers, the purge (retention), the cache (latest node state) and this
-//!   instance's heartbeat.
+//! - `actors`: the DB writers, the purge (retention), the cache (latest node state), the
+//!   derive passes (network analytics) and this instance's heartbeat.
 //! - `db`: pool, embedded migrations, schema, queries, and the writer's own connection.
 //! - `api`: the route table, `/metrics`, the health probes and the JSON query API (`params`
 //!   → query → views; one `ApiError` shape; `/openapi.json`).
