@@ -638,3 +638,59 @@ fn analytics_parameters_are_strict() {
         assert_eq!(got, status, "{path}: {body}");
     }
 }
+
+/// A pass over a window large enough for PostgreSQL to plan it in parallel (catching up, a
+/// rebuild) folds its messages in like any other: the casts that catch errors in a
+/// subtransaction must keep such a plan serial. Here every plan that may be parallel is.
+#[test]
+fn a_derive_pass_planned_in_parallel_folds_its_messages() {
+    use diesel::sql_types::BigInt;
+    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    sql_query(format!(
+        "INSERT INTO peer_connections (id, ip_addr, peer_id, genesis_hash, connected_at) \
+         VALUES (1, '10.0.0.1', '{}', '{GENESIS}', now() - interval '2 minutes')",
+        peer(0)
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    sql_query(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         SELECT 1, now() - interval '1 minute' + h * interval '1 ms', false, \
+                jsonb_build_object('msg', 'block.import', 'height', h, \
+                                   'best', '0x' || lpad(to_hex(h), 64, '0'), \
+                                   'ts', '2026-11-30T10:00:00.5+01:00') \
+         FROM generate_series(1, 1000) h",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    // The setting's name up to PostgreSQL 15, and from 16 on.
+    if sql_query("SET force_parallel_mode = on")
+        .execute(&mut conn)
+        .is_err()
+    {
+        sql_query("SET debug_parallel_query = on")
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let read = conn
+        .transaction(|c| {
+            sql_query("SELECT tetcore_derive(now() - interval '1 hour', now()) AS n")
+                .get_result::<Count>(c)
+        })
+        .expect("a pass planned in parallel succeeds");
+    assert_eq!(read.n, 1000);
+    let stored: Count = sql_query(
+        "SELECT count(*) AS n FROM tetcore_block_arrivals \
+         WHERE node_ts = '2026-11-30T09:00:00.5Z' AND kind = 'best'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(stored.n, 1000);
+}

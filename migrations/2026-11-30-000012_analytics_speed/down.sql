@@ -1,0 +1,236 @@
+-- Back to migration 11.
+CREATE OR REPLACE FUNCTION tetcore_derive(p_from timestamptz, p_to timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DROP TABLE IF EXISTS pg_temp.tetcore_derive_rows;
+    CREATE TEMP TABLE tetcore_derive_rows ON COMMIT DROP AS
+    SELECT l.created_at, p.genesis_hash, p.peer_id, p.chain, p.name, p.implementation, p.version,
+           p.authority, p.connected_at, p.sysinfo, l.logs->>'msg' AS msg,
+           CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
+                THEN tetcore_int(l.logs->>'height') END AS height,
+           CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
+                THEN l.logs->>'best' END AS hash,
+           CASE WHEN l.logs->>'msg' IN ('block.import', 'notify.finalized')
+                THEN tetcore_time(l.logs->>'ts') END AS node_ts,
+           CASE WHEN l.logs->>'msg' IN ('sysinfo.hwbench', 'afg.received_prevote',
+                                        'afg.received_precommit', 'afg.authority_set')
+                THEN l.logs END AS logs
+    FROM tetcore_logs l
+    JOIN peer_connections p ON p.id = l.peer_connection_id
+    WHERE l.created_at >= p_from AND l.created_at < p_to
+      AND p.genesis_hash IS NOT NULL AND p.peer_id IS NOT NULL
+      AND l.logs->>'msg' IN ('block.import', 'notify.finalized', 'system.connected', 'sysinfo.hwbench', 'afg.received_prevote',
+                             'afg.received_precommit', 'afg.authority_set');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+
+    INSERT INTO tetcore_chains AS c (genesis_hash, name, first_seen, last_seen)
+    SELECT DISTINCT ON (genesis_hash) genesis_hash, coalesce(chain, ''), min(created_at) OVER w,
+           created_at
+    FROM tetcore_derive_rows WHERE msg = 'system.connected'
+    WINDOW w AS (PARTITION BY genesis_hash)
+    ORDER BY genesis_hash, created_at DESC
+    ON CONFLICT (genesis_hash) DO UPDATE SET
+        name = CASE WHEN excluded.last_seen >= c.last_seen THEN excluded.name ELSE c.name END,
+        first_seen = least(c.first_seen, excluded.first_seen),
+        last_seen = greatest(c.last_seen, excluded.last_seen);
+
+    INSERT INTO tetcore_block_arrivals AS a
+        (genesis_hash, kind, height, hash, peer_id, received_at, node_ts)
+    SELECT DISTINCT ON (genesis_hash, kind, height, hash, peer_id)
+           genesis_hash, kind, height, hash, peer_id, created_at, node_ts
+    FROM (SELECT *, CASE msg WHEN 'block.import' THEN 'best' ELSE 'finalized' END AS kind
+          FROM tetcore_derive_rows
+          WHERE msg IN ('block.import', 'notify.finalized') AND height IS NOT NULL
+            AND hash IS NOT NULL) r
+    ORDER BY genesis_hash, kind, height, hash, peer_id, created_at
+    ON CONFLICT (genesis_hash, kind, height, hash, peer_id) DO UPDATE SET
+        received_at = excluded.received_at, node_ts = excluded.node_ts
+        WHERE excluded.received_at < a.received_at;
+
+    INSERT INTO tetcore_node_minutes AS m (genesis_hash, minute, peer_id, best_height, finalized_height)
+    SELECT genesis_hash, date_trunc('minute', created_at), peer_id,
+           max(height) FILTER (WHERE msg = 'block.import'),
+           max(height) FILTER (WHERE msg = 'notify.finalized')
+    FROM tetcore_derive_rows
+    WHERE msg IN ('block.import', 'notify.finalized') AND height IS NOT NULL
+    GROUP BY 1, 2, 3
+    ON CONFLICT (genesis_hash, minute, peer_id) DO UPDATE SET
+        best_height = greatest(m.best_height, excluded.best_height),
+        finalized_height = greatest(m.finalized_height, excluded.finalized_height);
+
+    INSERT INTO tetcore_node_hours AS h
+        (genesis_hash, hour, peer_id, name, implementation, version, authority, seen_at)
+    SELECT DISTINCT ON (genesis_hash, date_trunc('hour', created_at), peer_id)
+           genesis_hash, date_trunc('hour', created_at), peer_id, name, implementation, version,
+           authority, created_at
+    FROM tetcore_derive_rows
+    ORDER BY genesis_hash, date_trunc('hour', created_at), peer_id, created_at DESC
+    ON CONFLICT (genesis_hash, hour, peer_id) DO UPDATE SET
+        name = excluded.name, implementation = excluded.implementation,
+        version = excluded.version, authority = excluded.authority, seen_at = excluded.seen_at
+        WHERE excluded.seen_at >= h.seen_at;
+
+    INSERT INTO tetcore_hardware AS hw
+        (genesis_hash, peer_id, reported_at, authority, cpu, memory, core_count, linux_kernel,
+         linux_distro, is_virtual_machine)
+    SELECT DISTINCT ON (genesis_hash, peer_id, created_at)
+           genesis_hash, peer_id, created_at, authority, sysinfo->>'cpu',
+           tetcore_int(sysinfo->>'memory'), tetcore_int(sysinfo->>'core_count'),
+           sysinfo->>'linux_kernel', sysinfo->>'linux_distro',
+           CASE sysinfo->>'is_virtual_machine' WHEN 'true' THEN true WHEN 'false' THEN false END
+    FROM tetcore_derive_rows WHERE msg = 'system.connected' AND sysinfo IS NOT NULL
+    ON CONFLICT (genesis_hash, peer_id, reported_at) DO UPDATE SET
+        authority = excluded.authority, cpu = excluded.cpu, memory = excluded.memory,
+        core_count = excluded.core_count, linux_kernel = excluded.linux_kernel,
+        linux_distro = excluded.linux_distro, is_virtual_machine = excluded.is_virtual_machine;
+
+    INSERT INTO tetcore_hardware AS hw
+        (genesis_hash, peer_id, reported_at, authority, cpu_hashrate_score,
+         parallel_cpu_hashrate_score, parallel_cpu_cores, memory_memcpy_score,
+         disk_sequential_write_score, disk_random_write_score)
+    SELECT DISTINCT ON (genesis_hash, peer_id, connected_at)
+           genesis_hash, peer_id, connected_at, authority,
+           tetcore_int(logs->>'cpu_hashrate_score'),
+           tetcore_int(logs->>'parallel_cpu_hashrate_score'),
+           tetcore_int(logs->>'parallel_cpu_cores'),
+           tetcore_int(logs->>'memory_memcpy_score'),
+           tetcore_int(logs->>'disk_sequential_write_score'),
+           tetcore_int(logs->>'disk_random_write_score')
+    FROM tetcore_derive_rows WHERE msg = 'sysinfo.hwbench' AND connected_at IS NOT NULL
+    ORDER BY genesis_hash, peer_id, connected_at, created_at DESC
+    ON CONFLICT (genesis_hash, peer_id, reported_at) DO UPDATE SET
+        cpu_hashrate_score = excluded.cpu_hashrate_score,
+        parallel_cpu_hashrate_score = excluded.parallel_cpu_hashrate_score,
+        parallel_cpu_cores = excluded.parallel_cpu_cores,
+        memory_memcpy_score = excluded.memory_memcpy_score,
+        disk_sequential_write_score = excluded.disk_sequential_write_score,
+        disk_random_write_score = excluded.disk_random_write_score;
+
+    INSERT INTO tetcore_grandpa_votes AS v
+        (genesis_hash, kind, voter, target_number, target_hash, first_at)
+    SELECT genesis_hash, kind, voter, target_number, target_hash, min(created_at)
+    FROM (SELECT genesis_hash, created_at,
+                 CASE msg WHEN 'afg.received_prevote' THEN 'prevote' ELSE 'precommit' END AS kind,
+                 logs->>'voter' AS voter, tetcore_int(logs->>'target_number') AS target_number,
+                 logs->>'target_hash' AS target_hash
+          FROM tetcore_derive_rows
+          WHERE msg IN ('afg.received_prevote', 'afg.received_precommit')) r
+    WHERE voter IS NOT NULL AND target_number IS NOT NULL AND target_hash IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT (genesis_hash, kind, voter, target_number, target_hash) DO UPDATE SET
+        first_at = excluded.first_at WHERE excluded.first_at < v.first_at;
+
+    INSERT INTO tetcore_authority_sets AS s (genesis_hash, set_id, authorities, first_at)
+    SELECT DISTINCT ON (genesis_hash, set_id) genesis_hash, set_id,
+           tetcore_jsonb(authorities),
+           created_at
+    FROM (SELECT genesis_hash, created_at, tetcore_int(logs->>'authority_set_id') AS set_id,
+                 logs->>'authorities' AS authorities
+          FROM tetcore_derive_rows WHERE msg = 'afg.authority_set') r
+    WHERE set_id IS NOT NULL
+    ORDER BY genesis_hash, set_id, created_at
+    ON CONFLICT (genesis_hash, set_id) DO UPDATE SET
+        authorities = excluded.authorities, first_at = excluded.first_at
+        WHERE excluded.first_at < s.first_at;
+
+    -- Summaries, recomputed whole for every key this window touched.
+    INSERT INTO tetcore_blocks AS b
+        (genesis_hash, kind, height, hash, first_at, first_peer_id, nodes, p50_ms, p90_ms,
+         p99_ms, max_ms)
+    SELECT a.genesis_hash, a.kind, a.height, a.hash, min(a.received_at),
+           (array_agg(a.peer_id ORDER BY a.received_at, a.peer_id))[1], count(*),
+           tetcore_ms(percentile_disc(0.5) WITHIN GROUP (ORDER BY a.received_at) - min(a.received_at)),
+           tetcore_ms(percentile_disc(0.9) WITHIN GROUP (ORDER BY a.received_at) - min(a.received_at)),
+           tetcore_ms(percentile_disc(0.99) WITHIN GROUP (ORDER BY a.received_at) - min(a.received_at)),
+           tetcore_ms(max(a.received_at) - min(a.received_at))
+    FROM tetcore_block_arrivals a
+    WHERE (a.genesis_hash, a.kind, a.height, a.hash) IN (
+        SELECT DISTINCT genesis_hash,
+               CASE msg WHEN 'block.import' THEN 'best' ELSE 'finalized' END, height, hash
+        FROM tetcore_derive_rows
+        WHERE msg IN ('block.import', 'notify.finalized') AND height IS NOT NULL
+          AND hash IS NOT NULL)
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (genesis_hash, kind, height, hash) DO UPDATE SET
+        first_at = excluded.first_at, first_peer_id = excluded.first_peer_id,
+        nodes = excluded.nodes, p50_ms = excluded.p50_ms, p90_ms = excluded.p90_ms,
+        p99_ms = excluded.p99_ms, max_ms = excluded.max_ms;
+
+    INSERT INTO tetcore_chain_minutes AS c (genesis_hash, minute, best_height, finalized_height, nodes)
+    SELECT m.genesis_hash, m.minute, max(m.best_height), max(m.finalized_height), count(*)
+    FROM tetcore_node_minutes m
+    WHERE (m.genesis_hash, m.minute) IN (
+        SELECT DISTINCT genesis_hash, date_trunc('minute', created_at) FROM tetcore_derive_rows
+        WHERE msg IN ('block.import', 'notify.finalized'))
+    GROUP BY 1, 2
+    ON CONFLICT (genesis_hash, minute) DO UPDATE SET
+        best_height = excluded.best_height, finalized_height = excluded.finalized_height,
+        nodes = excluded.nodes;
+
+    DELETE FROM tetcore_version_hours v
+    WHERE (v.genesis_hash, v.hour) IN (
+        SELECT DISTINCT genesis_hash, date_trunc('hour', created_at) FROM tetcore_derive_rows);
+    INSERT INTO tetcore_version_hours (genesis_hash, hour, implementation, version, nodes)
+    SELECT h.genesis_hash, h.hour, coalesce(h.implementation, ''), coalesce(h.version, ''), count(*)
+    FROM tetcore_node_hours h
+    WHERE (h.genesis_hash, h.hour) IN (
+        SELECT DISTINCT genesis_hash, date_trunc('hour', created_at) FROM tetcore_derive_rows)
+    GROUP BY 1, 2, 3, 4;
+
+    RETURN n;
+END
+$$;
+
+ALTER TABLE tetcore_chains
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default";
+ALTER TABLE tetcore_block_arrivals
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN kind TYPE text COLLATE "default",
+    ALTER COLUMN hash TYPE text COLLATE "default",
+    ALTER COLUMN peer_id TYPE text COLLATE "default";
+ALTER TABLE tetcore_blocks
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN kind TYPE text COLLATE "default",
+    ALTER COLUMN hash TYPE text COLLATE "default",
+    ALTER COLUMN first_peer_id TYPE text COLLATE "default";
+ALTER TABLE tetcore_node_minutes
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN peer_id TYPE text COLLATE "default";
+ALTER TABLE tetcore_chain_minutes
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default";
+ALTER TABLE tetcore_node_hours
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN peer_id TYPE text COLLATE "default";
+ALTER TABLE tetcore_version_hours
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN implementation TYPE text COLLATE "default",
+    ALTER COLUMN version TYPE text COLLATE "default";
+ALTER TABLE tetcore_hardware
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN peer_id TYPE text COLLATE "default";
+ALTER TABLE tetcore_grandpa_votes
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default",
+    ALTER COLUMN kind TYPE text COLLATE "default",
+    ALTER COLUMN voter TYPE text COLLATE "default",
+    ALTER COLUMN target_hash TYPE text COLLATE "default";
+ALTER TABLE tetcore_authority_sets
+    ALTER COLUMN genesis_hash TYPE text COLLATE "default";
+
+CREATE OR REPLACE FUNCTION tetcore_int(value text) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN value ~ '^\s*[-+]?[0-9]{1,19}\s*$' THEN
+        CASE WHEN value::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+            THEN value::numeric::bigint END
+    END
+$$;
+
+ALTER FUNCTION tetcore_time(text) PARALLEL SAFE;
+ALTER FUNCTION tetcore_jsonb(text) PARALLEL SAFE;
+
+DROP INDEX tetcore_blocks_first_at_idx;
+CREATE INDEX tetcore_blocks_first_at_idx ON tetcore_blocks (genesis_hash, kind, first_at);
