@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::params::{segment, Params};
-use super::{rfc3339, run_query};
+use super::{rfc3339, run_query, run_snapshot};
 use crate::config::Config;
-use crate::db::queries::chains::{self, Block, Hardware};
+use crate::db::queries::chains::{self, percentile, Block, Hardware};
 use crate::db::QueryPool;
 use crate::metrics::Metrics;
 
@@ -104,16 +104,6 @@ struct PropagationView {
     blocks: Vec<Block>,
 }
 
-/// The nearest-rank percentile (as PostgreSQL's `percentile_disc`) of `values`, sorted here.
-fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let rank = (p * values.len() as f64).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
-}
-
 /// `step_s` if given, else whole multiples of `unit` that keep the window near `points` steps.
 fn step(
     params: &Params,
@@ -142,11 +132,9 @@ pub async fn propagation(
     let limit = params.limit("limit", BLOCKS_DEFAULT, BLOCKS_MAX)?;
     let genesis_hash = chain(path, &pool, &metrics).await?;
     let g = genesis_hash.clone();
-    let (summary, series, mut blocks) = run_query(&pool, &metrics, move |c| {
-        let mut whole = chains::propagation_steps(c, &g, kind, start, end, None)?;
+    let ((summary, series), mut blocks) = run_snapshot(&pool, &metrics, move |c| {
         Ok((
-            whole.pop(),
-            chains::propagation_steps(c, &g, kind, start, end, Some(step_s))?,
+            chains::propagation(c, &g, kind, start, end, step_s)?,
             chains::blocks(c, &g, kind, start, end, limit + 1)?,
         ))
     })
@@ -159,15 +147,7 @@ pub async fn propagation(
         start_time: rfc3339(start),
         end_time: rfc3339(end),
         step_s,
-        summary: summary.unwrap_or(chains::PropagationStep {
-            at: None,
-            blocks: 0,
-            median_nodes: None,
-            p50_ms: None,
-            p90_ms: None,
-            p99_ms: None,
-            max_ms: None,
-        }),
+        summary,
         series,
         truncated,
         blocks,
@@ -202,7 +182,7 @@ pub async fn node_propagation(
     }
     let limit = params.limit("limit", NODE_BLOCKS_DEFAULT, NODE_BLOCKS_MAX)?;
     let p = peer_id.clone();
-    let (chains, blocks) = run_query(&pool, &metrics, move |c| {
+    let (chains, blocks) = run_snapshot(&pool, &metrics, move |c| {
         Ok((
             chains::node_propagation(c, &p, kind, start, end)?,
             chains::node_blocks(c, &p, kind, start, end, limit)?,
@@ -259,7 +239,7 @@ pub async fn finality(
     let stall_s = analytics.finality_stall_s;
     let genesis_hash = chain(path, &pool, &metrics).await?;
     let g = genesis_hash.clone();
-    let (series, stalls, authority_sets, nodes) = run_query(&pool, &metrics, move |c| {
+    let (series, stalls, authority_sets, nodes) = run_snapshot(&pool, &metrics, move |c| {
         let series = chains::finality_series(c, &g, start, end, step_s)?;
         let mut stalls = Vec::new();
         for stall in chains::stalls(c, &g, start, end, stall_s)? {
@@ -340,7 +320,7 @@ pub async fn versions(
     let step_s = step(&params, start, end, 3600, VERSION_POINTS)?;
     let genesis_hash = chain(path, &pool, &metrics).await?;
     let g = genesis_hash.clone();
-    let (series, seen, live) = run_query(&pool, &metrics, move |c| {
+    let (series, seen, live) = run_snapshot(&pool, &metrics, move |c| {
         Ok((
             chains::version_steps(c, &g, start, end, step_s)?,
             chains::versions_seen(c, &g)?,
@@ -611,17 +591,5 @@ mod tests {
         assert_eq!(version_key(""), None);
         assert!(version_key("1.10.0") > version_key("1.9.9"));
         assert!(version_key("1.2") < version_key("1.2.1"));
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank_like_percentile_disc() {
-        let mut v = vec![40.0, 10.0, 30.0, 20.0];
-        assert_eq!(percentile(&mut v, 0.5), Some(20.0));
-        assert_eq!(percentile(&mut v, 0.9), Some(40.0));
-        assert_eq!(percentile(&mut v, 0.0), Some(10.0));
-        assert_eq!(percentile::<f64>(&mut [], 0.5), None);
-        let mut ten: Vec<i64> = (1..=10).collect();
-        assert_eq!(percentile(&mut ten, 0.1), Some(1));
-        assert_eq!(percentile(&mut ten, 0.99), Some(10));
     }
 }

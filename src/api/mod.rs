@@ -68,6 +68,27 @@ where
     }
 }
 
+/// `run_query` for answers made of several reads: all of them see one snapshot of the
+/// database (a read-only, repeatable-read transaction), so the parts of one answer agree with
+/// each other even while the derive passes commit between them.
+pub async fn run_snapshot<T, F>(
+    pool: &web::Data<QueryPool>,
+    metrics: &web::Data<Metrics>,
+    query: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+{
+    run_query(pool, metrics, move |c| {
+        c.build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(query)
+    })
+    .await
+}
+
 /// HEAD is answered wherever GET is: the request goes through as a GET, and actix-http, which
 /// saw the HEAD on the wire, sends the answer's head without its body.
 pub async fn head_as_get(

@@ -132,62 +132,96 @@ pub fn blocks(
 
 /// Propagation over a span of blocks: how many, the median over them of each block's p50,
 /// p90 and p99 delay, and the longest delay of any.
-#[derive(QueryableByName, Serialize, Debug, PartialEq)]
+#[derive(Serialize, Debug, PartialEq)]
 pub struct PropagationStep {
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     #[serde(serialize_with = "utc_opt", skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = BigInt)]
     pub blocks: i64,
-    #[diesel(sql_type = Nullable<Integer>)]
     pub median_nodes: Option<i32>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p50_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p90_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p99_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub max_ms: Option<f64>,
 }
 
-/// The blocks first reported in `[start, end)` per `step_s` (oldest first), or all of them as
-/// one (`step_s` `None`: `at` is null).
-pub fn propagation_steps(
+/// One block's figures, as a propagation series folds them.
+#[derive(QueryableByName)]
+struct BlockFigures {
+    #[diesel(sql_type = Timestamptz)]
+    first_at: DateTime<Utc>,
+    #[diesel(sql_type = Integer)]
+    nodes: i32,
+    #[diesel(sql_type = Double)]
+    p50_ms: f64,
+    #[diesel(sql_type = Double)]
+    p90_ms: f64,
+    #[diesel(sql_type = Double)]
+    p99_ms: f64,
+    #[diesel(sql_type = Double)]
+    max_ms: f64,
+}
+
+impl PropagationStep {
+    /// The step over `blocks` (none: every figure null).
+    fn over(at: Option<DateTime<Utc>>, blocks: &[BlockFigures]) -> PropagationStep {
+        let median = |figure: fn(&BlockFigures) -> f64| {
+            percentile(&mut blocks.iter().map(figure).collect::<Vec<_>>(), 0.5)
+        };
+        PropagationStep {
+            at,
+            blocks: blocks.len() as i64,
+            median_nodes: percentile(&mut blocks.iter().map(|b| b.nodes).collect::<Vec<_>>(), 0.5),
+            p50_ms: median(|b| b.p50_ms),
+            p90_ms: median(|b| b.p90_ms),
+            p99_ms: median(|b| b.p99_ms),
+            max_ms: blocks.iter().map(|b| b.max_ms).reduce(f64::max),
+        }
+    }
+}
+
+/// Propagation over the blocks first reported in `[start, end)`: over all of them (`at`
+/// null), and per `step_s` (oldest first; steps without blocks are left out). The blocks are
+/// read once, from the index that holds their figures, and folded here.
+pub fn propagation(
     conn: &mut PgConnection,
     genesis_hash: &str,
     kind: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    step_s: Option<i64>,
-) -> QueryResult<Vec<PropagationStep>> {
-    let at = match step_s {
-        Some(_) => "date_bin(make_interval(secs => $5), first_at, 'epoch')",
-        None => "NULL::timestamptz",
-    };
-    let group = if step_s.is_some() {
-        "GROUP BY 1 ORDER BY 1"
-    } else {
-        ""
-    };
-    let query = sql_query(format!(
-        "SELECT {at} AS at, count(*) AS blocks, \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY nodes) AS median_nodes, \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY p50_ms) AS p50_ms, \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY p90_ms) AS p90_ms, \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY p99_ms) AS p99_ms, \
-                max(max_ms) AS max_ms \
-         FROM tetcore_blocks \
-         WHERE genesis_hash = $1 AND kind = $2 AND first_at >= $3 AND first_at < $4 {group}"
-    ))
+    step_s: i64,
+) -> QueryResult<(PropagationStep, Vec<PropagationStep>)> {
+    let blocks: Vec<BlockFigures> = sql_query(
+        "SELECT first_at, nodes, p50_ms, p90_ms, p99_ms, max_ms FROM tetcore_blocks \
+         WHERE genesis_hash = $1 AND kind = $2 AND first_at >= $3 AND first_at < $4 \
+         ORDER BY first_at",
+    )
     .bind::<Text, _>(genesis_hash)
     .bind::<Text, _>(kind)
     .bind::<Timestamptz, _>(start)
-    .bind::<Timestamptz, _>(end);
-    match step_s {
-        Some(step) => query.bind::<Double, _>(step as f64).load(conn),
-        None => query.load(conn),
+    .bind::<Timestamptz, _>(end)
+    .load(conn)?;
+    let series = blocks
+        .chunk_by(|a, b| bin(a.first_at, step_s) == bin(b.first_at, step_s))
+        .map(|step| PropagationStep::over(Some(bin(step[0].first_at, step_s)), step))
+        .collect();
+    Ok((PropagationStep::over(None, &blocks), series))
+}
+
+/// The start of the `step_s`-long step (counted from the Unix epoch) that holds `at`, as
+/// PostgreSQL's `date_bin` gives it.
+fn bin(at: DateTime<Utc>, step_s: i64) -> DateTime<Utc> {
+    let seconds = at.timestamp();
+    DateTime::from_timestamp(seconds - seconds.rem_euclid(step_s.max(1)), 0).unwrap_or(at)
+}
+
+/// The nearest-rank percentile (as PostgreSQL's `percentile_disc`) of `values`, sorted here.
+pub fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
+    if values.is_empty() {
+        return None;
     }
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let rank = (p * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
 }
 
 /// One node's propagation on one chain over a window.
@@ -575,21 +609,31 @@ pub fn authority_sets(
 
 /// Nodes on one implementation and version over one step: on average over the step's hours
 /// (those with any node), and their share of the chain's nodes then.
-#[derive(QueryableByName, Serialize, Debug)]
+#[derive(Serialize, Debug)]
 pub struct VersionStep {
-    #[diesel(sql_type = Timestamptz)]
     #[serde(serialize_with = "utc")]
     pub at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
     pub implementation: String,
-    #[diesel(sql_type = Text)]
     pub version: String,
-    #[diesel(sql_type = Double)]
     pub nodes: f64,
-    #[diesel(sql_type = Double)]
     pub share: f64,
 }
 
+/// One implementation and version's nodes in one hour.
+#[derive(QueryableByName)]
+struct VersionHour {
+    #[diesel(sql_type = Timestamptz)]
+    hour: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    implementation: String,
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Integer)]
+    nodes: i32,
+}
+
+/// Adoption per `step_s` over the hours of `[start, end)`, oldest first and within a step
+/// the most nodes first. The hours are read once, in order, and folded here.
 pub fn version_steps(
     conn: &mut PgConnection,
     genesis_hash: &str,
@@ -597,26 +641,43 @@ pub fn version_steps(
     end: DateTime<Utc>,
     step_s: i64,
 ) -> QueryResult<Vec<VersionStep>> {
-    sql_query(
-        "WITH h AS ( \
-             SELECT date_bin(make_interval(secs => $4), hour, 'epoch') AS at, hour, \
-                    implementation, version, nodes \
-             FROM tetcore_version_hours \
-             WHERE genesis_hash = $1 AND hour >= date_trunc('hour', $2::timestamptz) \
-               AND hour < $3), \
-         steps AS (SELECT at, count(DISTINCT hour) AS hours, sum(nodes) AS total \
-                   FROM h GROUP BY at) \
-         SELECT h.at, h.implementation, h.version, \
-                sum(h.nodes)::float8 / s.hours AS nodes, sum(h.nodes)::float8 / s.total AS share \
-         FROM h JOIN steps s ON s.at = h.at \
-         GROUP BY h.at, h.implementation, h.version, s.hours, s.total \
-         ORDER BY h.at, nodes DESC, h.implementation, h.version",
+    let hours: Vec<VersionHour> = sql_query(
+        "SELECT hour, implementation, version, nodes FROM tetcore_version_hours \
+         WHERE genesis_hash = $1 AND hour >= date_trunc('hour', $2::timestamptz) AND hour < $3 \
+         ORDER BY hour",
     )
     .bind::<Text, _>(genesis_hash)
     .bind::<Timestamptz, _>(start)
     .bind::<Timestamptz, _>(end)
-    .bind::<Double, _>(step_s as f64)
-    .load(conn)
+    .load(conn)?;
+    let mut series = Vec::new();
+    for step in hours.chunk_by(|a, b| bin(a.hour, step_s) == bin(b.hour, step_s)) {
+        let at = bin(step[0].hour, step_s);
+        let hours_with_nodes = step.chunk_by(|a, b| a.hour == b.hour).count() as f64;
+        let total: i64 = step.iter().map(|h| i64::from(h.nodes)).sum();
+        let mut sums: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for h in step {
+            *sums.entry((&h.implementation, &h.version)).or_default() += i64::from(h.nodes);
+        }
+        let first = series.len();
+        series.extend(
+            sums.into_iter()
+                .map(|((implementation, version), nodes)| VersionStep {
+                    at,
+                    implementation: implementation.to_owned(),
+                    version: version.to_owned(),
+                    nodes: nodes as f64 / hours_with_nodes,
+                    share: if total > 0 {
+                        nodes as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                }),
+        );
+        // Stable: among equals, implementation and version order stays.
+        series[first..].sort_by(|a: &VersionStep, b: &VersionStep| b.nodes.total_cmp(&a.nodes));
+    }
+    Ok(series)
 }
 
 /// A version's whole known life on a chain.
@@ -752,4 +813,42 @@ pub fn hardware_of(
     .bind::<Timestamptz, _>(start)
     .bind::<Timestamptz, _>(end)
     .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_like_percentile_disc() {
+        let mut v = vec![40.0, 10.0, 30.0, 20.0];
+        assert_eq!(percentile(&mut v, 0.5), Some(20.0));
+        assert_eq!(percentile(&mut v, 0.9), Some(40.0));
+        assert_eq!(percentile(&mut v, 0.0), Some(10.0));
+        assert_eq!(percentile::<f64>(&mut [], 0.5), None);
+        let mut ten: Vec<i64> = (1..=10).collect();
+        assert_eq!(percentile(&mut ten, 0.1), Some(1));
+        assert_eq!(percentile(&mut ten, 0.99), Some(10));
+    }
+
+    #[test]
+    fn steps_start_where_date_bin_starts_them() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            bin(at("2026-11-30T10:17:42.5Z"), 60),
+            at("2026-11-30T10:17:00Z")
+        );
+        assert_eq!(
+            bin(at("2026-11-30T10:17:42Z"), 21_600),
+            at("2026-11-30T06:00:00Z")
+        );
+        assert_eq!(
+            bin(at("2026-11-30T06:00:00Z"), 21_600),
+            at("2026-11-30T06:00:00Z")
+        );
+        assert_eq!(
+            bin(at("1969-12-31T23:59:30Z"), 60),
+            at("1969-12-31T23:59:00Z")
+        );
+    }
 }
