@@ -694,3 +694,36 @@ fn a_derive_pass_planned_in_parallel_folds_its_messages() {
     .unwrap();
     assert_eq!(stored.n, 1000);
 }
+
+/// The API's connections cut statements off at `QUERY_TIMEOUT_MS` and never JIT-compile: a
+/// finality read whose plan crossed `jit_above_cost` spent 317 of its 355 ms compiling.
+#[test]
+fn query_connections_have_the_statement_timeout_and_no_jit() {
+    use diesel::sql_types::Text;
+    use diesel::{sql_query, QueryableByName, RunQueryDsl};
+    use tetcore_analytics::config::Config;
+    #[derive(QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = Text)]
+        jit: String,
+        #[diesel(sql_type = Text)]
+        statement_timeout: String,
+    }
+    let db = TestDb::new();
+    let config = Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(db.url.clone()),
+        "QUERY_TIMEOUT_MS" => Some("4321".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let pool = tetcore_analytics::db::pool(&config);
+    let mut conn = pool.get().expect("a query connection");
+    let settings: Settings = sql_query(
+        "SELECT current_setting('jit') AS jit, \
+                current_setting('statement_timeout') AS statement_timeout",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(settings.jit, "off");
+    assert_eq!(settings.statement_timeout, "4321ms");
+}

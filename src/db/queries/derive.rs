@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_query;
 use diesel::sql_types::{BigInt, Bool, Nullable, Timestamptz};
@@ -108,11 +109,12 @@ pub fn pass(
     statement_timeout: Duration,
     folded: &mut HashSet<i64>,
 ) -> QueryResult<Option<PassReport>> {
-    sql_query(format!(
-        "SET statement_timeout = {}",
+    // No JIT: a pass's statements would be compiled anew every pass, for rows they go
+    // through once.
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}; SET jit = off",
         statement_timeout.as_millis()
-    ))
-    .execute(conn)?;
+    ))?;
     conn.transaction(|c| {
         let locked: Locked = sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
             .bind::<BigInt, _>(DERIVE_LOCK)
