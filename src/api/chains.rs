@@ -1,7 +1,8 @@
 //! The network analytics API: `GET /chains`, `/chains/{genesis_hash}/propagation`,
 //! `/finality`, `/versions`, `/hardware`, and per node `/nodes/propagation` and
 //! `/nodes/hardware`. Each handler parses its parameters strictly, reads derived rows
-//! (`db::queries::chains`) and shapes them; percentiles, shares and the comparison with the
+//! (`db::queries::chains`, which also folds the series into steps) and shapes them; the
+//! newest versions, the outdated nodes, hardware distributions and the comparison with the
 //! reference hardware are computed here from those rows.
 
 use std::collections::BTreeMap;

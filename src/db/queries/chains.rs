@@ -1,7 +1,8 @@
-//! Reads of the network analytics tables (migration 11): chains, block propagation, finality
-//! and its stalls, GRANDPA votes, versions and hardware. Every read is of derived rows through
-//! an index on (chain, time) or (node, time), never of raw messages, so a year costs what its
-//! derived rows cost.
+//! Reads of the network analytics tables (migrations 11 and 12): chains, block propagation,
+//! finality and its stalls, GRANDPA votes, versions and hardware. Every read is of derived rows
+//! through an index on (chain, time) or (node, time), never of raw messages, so a year costs
+//! what its derived rows cost. The propagation and version series read their rows once, in
+//! time order, and fold them into steps here (cheaper than an ordered-set aggregate per step).
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -247,7 +248,10 @@ pub struct NodePropagation {
 
 /// The node's delays on every chain it reported blocks of in the window (by the blocks' first
 /// report), its rank among that chain's nodes by median delay (1: fastest), and the median of
-/// its receive time minus its own `ts` (network delay plus its clock's error).
+/// its receive time minus its own `ts` (network delay plus its clock's error). The rank needs
+/// no other node's median: a node's nearest-rank median is below ours exactly when at least
+/// half of its delays, rounded up, are, which one pass of counting tells (no sort of every
+/// node's delays).
 pub fn node_propagation(
     conn: &mut PgConnection,
     peer_id: &str,
@@ -267,23 +271,25 @@ pub fn node_propagation(
                   AND b.first_at >= $3 AND b.first_at < $4 \
              JOIN tetcore_block_arrivals a ON a.genesis_hash = b.genesis_hash AND a.kind = b.kind \
                   AND a.height = b.height AND a.hash = b.hash), \
-         medians AS ( \
-             SELECT genesis_hash, peer_id, \
-                    percentile_disc(0.5) WITHIN GROUP (ORDER BY delay) AS median \
-             FROM arrivals GROUP BY genesis_hash, peer_id), \
          mine AS ( \
              SELECT genesis_hash, count(DISTINCT height) AS seen, \
                     percentile_disc(0.5) WITHIN GROUP (ORDER BY delay) AS median, \
                     percentile_disc(0.9) WITHIN GROUP (ORDER BY delay) AS p90, \
                     percentile_disc(0.5) WITHIN GROUP (ORDER BY clock) AS clock \
-             FROM arrivals WHERE peer_id = $1 GROUP BY genesis_hash) \
+             FROM arrivals WHERE peer_id = $1 GROUP BY genesis_hash), \
+         nodes AS ( \
+             SELECT a.genesis_hash, a.peer_id, count(*) AS n, \
+                    count(*) FILTER (WHERE a.delay < m.median) AS faster \
+             FROM arrivals a LEFT JOIN mine m ON m.genesis_hash = a.genesis_hash \
+             GROUP BY a.genesis_hash, a.peer_id) \
          SELECT c.genesis_hash, coalesce(m.seen, 0) AS blocks_seen, \
                 (SELECT count(DISTINCT height) FROM arrivals x \
                  WHERE x.genesis_hash = c.genesis_hash) - coalesce(m.seen, 0) AS blocks_missed, \
                 tetcore_ms(m.median) AS median_ms, tetcore_ms(m.p90) AS p90_ms, \
-                CASE WHEN m.median IS NOT NULL THEN 1 + (SELECT count(*) FROM medians d \
-                     WHERE d.genesis_hash = c.genesis_hash AND d.median < m.median) END AS rank, \
-                (SELECT count(*) FROM medians d WHERE d.genesis_hash = c.genesis_hash) \
+                CASE WHEN m.median IS NOT NULL THEN 1 + (SELECT count(*) FROM nodes d \
+                     WHERE d.genesis_hash = c.genesis_hash AND d.faster >= (d.n + 1) / 2) \
+                END AS rank, \
+                (SELECT count(*) FROM nodes d WHERE d.genesis_hash = c.genesis_hash) \
                     AS nodes_ranked, \
                 tetcore_ms(m.clock) AS clock_offset_ms \
          FROM chains c LEFT JOIN mine m ON m.genesis_hash = c.genesis_hash \
