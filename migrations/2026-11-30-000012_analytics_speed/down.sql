@@ -1,4 +1,5 @@
 -- Back to migration 11.
+DROP INDEX peer_connections_genesis_hash_idx;
 CREATE OR REPLACE FUNCTION tetcore_derive(p_from timestamptz, p_to timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -270,3 +270,8 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Whether a chain is known (every /chains/{genesis_hash}/... request, and its 404) looked for
+-- a session announcing it by reading every session ever stored; sessions are few next to
+-- messages, so an index on it costs little.
+CREATE INDEX peer_connections_genesis_hash_idx ON peer_connections (genesis_hash);
