@@ -1,4 +1,5 @@
--- Network analytics, faster to derive and to read (issue 14's targets), and two fixes.
+-- Network analytics, faster to derive and to read (issue 14's targets), two fixes, and an
+-- index for the check that a chain is known.
 
 -- A propagation series reads every block of its window: with each block's figures held in
 -- the index beside its time, the read comes from the index alone (an index-only scan) and

@@ -86,7 +86,7 @@ const SESSIONS_FROM: &str = "FROM peer_connections p \
        AND ($3::text IS NULL OR p.peer_id = $3) AND ($4::text IS NULL OR p.chain = $4) \
      ORDER BY p.created_at, p.id";
 
-// The network analytics series (migration 11), for notebooks: each filtered by chain.
+// The network analytics series (migrations 11 and 12), for notebooks: each filtered by chain.
 
 const BLOCK_COLUMNS: [Column; 11] = [
     ("genesis_hash", "to_json(b.genesis_hash)"),

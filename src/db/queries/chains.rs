@@ -840,21 +840,17 @@ mod tests {
     #[test]
     fn steps_start_where_date_bin_starts_them() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        assert_eq!(
-            bin(at("2026-11-30T10:17:42.5Z"), 60),
-            at("2026-11-30T10:17:00Z")
-        );
-        assert_eq!(
-            bin(at("2026-11-30T10:17:42Z"), 21_600),
-            at("2026-11-30T06:00:00Z")
-        );
-        assert_eq!(
-            bin(at("2026-11-30T06:00:00Z"), 21_600),
-            at("2026-11-30T06:00:00Z")
-        );
-        assert_eq!(
-            bin(at("1969-12-31T23:59:30Z"), 60),
-            at("1969-12-31T23:59:00Z")
-        );
+        for (time, step_s, start) in [
+            ("2026-11-30T10:17:42.5Z", 60, "2026-11-30T10:17:00Z"),
+            ("2026-11-30T10:17:42Z", 21_600, "2026-11-30T06:00:00Z"),
+            ("2026-11-30T06:00:00Z", 21_600, "2026-11-30T06:00:00Z"),
+            ("1969-12-31T23:59:30Z", 60, "1969-12-31T23:59:00Z"),
+        ] {
+            assert_eq!(
+                bin(at(time), step_s),
+                at(start),
+                "{time} in steps of {step_s} s"
+            );
+        }
     }
 }

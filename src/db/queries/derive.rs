@@ -1,10 +1,10 @@
-//! Folding raw messages into the network analytics tables (migration 11): a pass takes the
-//! messages received since the last one (less a margin for commits in flight) and those of
-//! batches committed late, and hands the window to `tetcore_derive`, which does the work in
-//! PostgreSQL. The window and the progress row move in one transaction, under a lock only one
-//! instance holds at a time; since `tetcore_derive` is idempotent, a window read twice (after a
-//! crash, or by a rebuild) changes nothing. Also: the derived tables' own retention, and the
-//! rebuild from every raw message that still exists.
+//! Folding raw messages into the network analytics tables (migrations 11 and 12): a pass
+//! takes the messages received since the last one (less a margin for commits in flight) and
+//! those of batches committed late, and hands the window to `tetcore_derive`, which does the
+//! work in PostgreSQL. The window and the progress row move in one transaction, under a lock
+//! only one instance holds at a time; since `tetcore_derive` is idempotent, a window read twice
+//! (after a crash, or by a rebuild) changes nothing. Also: the derived tables' own retention,
+//! and the rebuild from every raw message that still exists.
 
 use std::collections::HashSet;
 use std::time::Duration;
