@@ -86,7 +86,7 @@ const SESSIONS_FROM: &str = "FROM peer_connections p \
        AND ($3::text IS NULL OR p.peer_id = $3) AND ($4::text IS NULL OR p.chain = $4) \
      ORDER BY p.created_at, p.id";
 
-// The network analytics series (migrations 11 and 12), for notebooks: each filtered by chain.
+// The network analytics series (migrations 11 to 13), for notebooks: each filtered by chain.
 
 const BLOCK_COLUMNS: [Column; 11] = [
     ("genesis_hash", "to_json(b.genesis_hash)"),
@@ -108,11 +108,11 @@ const BLOCKS_FROM: &str = "FROM tetcore_blocks b \
      ORDER BY b.first_at, b.genesis_hash, b.kind, b.height, b.hash";
 
 const ARRIVAL_COLUMNS: [Column; 8] = [
-    ("genesis_hash", "to_json(a.genesis_hash)"),
-    ("kind", "to_json(a.kind)"),
-    ("height", "to_json(a.height)"),
-    ("hash", "to_json(a.hash)"),
-    ("peer_id", "to_json(a.peer_id)"),
+    ("genesis_hash", "to_json(b.genesis_hash)"),
+    ("kind", "to_json(b.kind)"),
+    ("height", "to_json(b.height)"),
+    ("hash", "to_json(b.hash)"),
+    ("peer_id", "to_json(p.peer_id)"),
     ("received_at", "to_json(a.received_at)"),
     (
         "delay_ms",
@@ -121,13 +121,13 @@ const ARRIVAL_COLUMNS: [Column; 8] = [
     ("node_ts", "to_json(a.node_ts)"),
 ];
 
-const ARRIVALS_FROM: &str = "FROM tetcore_block_arrivals a \
-     JOIN tetcore_blocks b ON b.genesis_hash = a.genesis_hash AND b.kind = a.kind \
-          AND b.height = a.height AND b.hash = a.hash \
+const ARRIVALS_FROM: &str = "FROM tetcore_arrivals a \
+     JOIN tetcore_blocks b ON b.id = a.block_id \
+     JOIN tetcore_peers p ON p.id = a.peer_ref \
      WHERE a.received_at >= $1 AND a.received_at < $2 \
-       AND ($3::text IS NULL OR a.genesis_hash = $3) AND ($4::text IS NULL OR a.kind = $4) \
-       AND ($5::text IS NULL OR a.peer_id = $5) \
-     ORDER BY a.received_at, a.genesis_hash, a.peer_id";
+       AND ($3::text IS NULL OR b.genesis_hash = $3) AND ($4::text IS NULL OR b.kind = $4) \
+       AND ($5::text IS NULL OR p.peer_id = $5) \
+     ORDER BY a.received_at, b.genesis_hash, p.peer_id";
 
 const FINALITY_COLUMNS: [Column; 5] = [
     ("genesis_hash", "to_json(m.genesis_hash)"),

@@ -294,7 +294,7 @@ fn a_rebuild_from_raw_messages_gives_the_same_answers() {
     let versions = get_json(&app, &format!("/chains/{GENESIS}/versions"));
     for table in [
         "tetcore_blocks",
-        "tetcore_block_arrivals",
+        "tetcore_arrivals",
         "tetcore_version_hours",
         "tetcore_node_hours",
         "tetcore_chain_minutes",
@@ -693,6 +693,84 @@ fn a_derive_pass_planned_in_parallel_folds_its_messages() {
     .get_result(&mut conn)
     .unwrap();
     assert_eq!(stored.n, 1000);
+}
+
+/// A block's figures are read off its arrivals sorted once (migration 13): for every node
+/// count from 1 to 40 they are exactly PostgreSQL's own nearest-rank `percentile_disc` over
+/// the arrivals, the first node is the earliest (ties: lowest peer id), and a block whose
+/// reports come in over two passes gets the figures of all of them.
+#[test]
+fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
+    use diesel::sql_types::BigInt;
+    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    sql_query(format!(
+        "INSERT INTO peer_connections (id, ip_addr, peer_id, genesis_hash, connected_at) \
+         SELECT n, '10.0.0.1', 'FigurePeer' || lpad(n::text, 3, '0'), '{GENESIS}', \
+                now() - interval '1 hour' FROM generate_series(1, 40) n"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    // Block h is reported by nodes 1..=h; node n's delay is a spread of (n * 37) % 101 ms, and
+    // nodes 1 and 2 tie on the first report. Nodes above 30 report in the second window.
+    sql_query(
+        "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+         SELECT n, now() - interval '30 minutes' + h * interval '1 s' \
+                   + CASE WHEN n <= 2 THEN interval '0' ELSE (n * 37 % 101) * interval '1 ms' END \
+                   + CASE WHEN n > 30 THEN interval '10 minutes' ELSE interval '0' END, \
+                false, jsonb_build_object('msg', 'block.import', 'height', h, \
+                                          'best', '0x' || lpad(to_hex(h), 64, '0')) \
+         FROM generate_series(1, 40) h, generate_series(1, 40) n WHERE n <= h",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    for window in [
+        "now() - interval '31 minutes', now() - interval '25 minutes'",
+        "now() - interval '25 minutes', now()",
+    ] {
+        conn.transaction(|c| {
+            sql_query(format!("SELECT tetcore_derive({window}) AS n")).get_result::<Count>(c)
+        })
+        .expect("the pass runs");
+    }
+    let blocks: Count = sql_query("SELECT count(*) AS n FROM tetcore_blocks")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(blocks.n, 40);
+    let wrong: Count = sql_query(
+        "SELECT count(*) AS n FROM tetcore_blocks b \
+         JOIN (SELECT height, min(received_at) AS first_at, count(*) AS nodes, \
+                      (array_agg(peer_id ORDER BY received_at, peer_id))[1] AS first_peer_id, \
+                      tetcore_ms(percentile_disc(0.5) WITHIN GROUP (ORDER BY received_at) - min(received_at)) AS p50, \
+                      tetcore_ms(percentile_disc(0.9) WITHIN GROUP (ORDER BY received_at) - min(received_at)) AS p90, \
+                      tetcore_ms(percentile_disc(0.99) WITHIN GROUP (ORDER BY received_at) - min(received_at)) AS p99, \
+                      tetcore_ms(max(received_at) - min(received_at)) AS max \
+               FROM tetcore_block_arrivals GROUP BY height) e ON e.height = b.height \
+         WHERE (b.first_at, b.nodes, b.first_peer_id, b.p50_ms, b.p90_ms, b.p99_ms, b.max_ms) \
+               IS DISTINCT FROM (e.first_at, e.nodes::int, e.first_peer_id, e.p50, e.p90, e.p99, e.max) \
+            OR b.nodes <> b.height",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(
+        wrong.n, 0,
+        "every block's figures are its arrivals' percentiles"
+    );
+    let first: Count = sql_query(
+        "SELECT count(*) AS n FROM tetcore_blocks WHERE height >= 2 AND first_peer_id = 'FigurePeer001'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(
+        first.n, 39,
+        "a tie on the first report goes to the lowest peer id"
+    );
 }
 
 /// The API's connections cut statements off at `QUERY_TIMEOUT_MS` and never JIT-compile: a

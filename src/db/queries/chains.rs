@@ -1,4 +1,4 @@
-//! Reads of the network analytics tables (migrations 11 and 12): chains, block propagation,
+//! Reads of the network analytics tables (migrations 11 to 13): chains, block propagation,
 //! finality and its stalls, GRANDPA votes, versions and hardware. Every read is of derived rows
 //! through an index on (chain, time) or (node, time), never of raw messages, so a year costs
 //! what its derived rows cost. The propagation and version series read their rows once, in
@@ -260,28 +260,28 @@ pub fn node_propagation(
     end: DateTime<Utc>,
 ) -> QueryResult<Vec<NodePropagation>> {
     sql_query(
-        "WITH chains AS ( \
-             SELECT DISTINCT genesis_hash FROM tetcore_block_arrivals \
-             WHERE peer_id = $1 AND kind = $2 AND received_at >= $3 AND received_at < $4), \
+        "WITH me AS (SELECT id FROM tetcore_peers WHERE peer_id = $1), \
          arrivals AS ( \
-             SELECT b.genesis_hash, b.height, a.peer_id, a.received_at - b.first_at AS delay, \
+             SELECT b.genesis_hash, b.height, a.peer_ref, a.received_at - b.first_at AS delay, \
                     a.received_at - a.node_ts AS clock \
-             FROM chains c \
-             JOIN tetcore_blocks b ON b.genesis_hash = c.genesis_hash AND b.kind = $2 \
-                  AND b.first_at >= $3 AND b.first_at < $4 \
-             JOIN tetcore_block_arrivals a ON a.genesis_hash = b.genesis_hash AND a.kind = b.kind \
-                  AND a.height = b.height AND a.hash = b.hash), \
+             FROM tetcore_blocks b \
+             JOIN tetcore_arrivals a ON a.block_id = b.id \
+             WHERE b.kind = $2 AND b.first_at >= $3 AND b.first_at < $4 \
+               AND b.genesis_hash IN (SELECT genesis_hash FROM peer_connections \
+                                      WHERE peer_id = $1 AND genesis_hash IS NOT NULL)), \
+         chains AS ( \
+             SELECT DISTINCT genesis_hash FROM arrivals WHERE peer_ref = (SELECT id FROM me)), \
          mine AS ( \
              SELECT genesis_hash, count(DISTINCT height) AS seen, \
                     percentile_disc(0.5) WITHIN GROUP (ORDER BY delay) AS median, \
                     percentile_disc(0.9) WITHIN GROUP (ORDER BY delay) AS p90, \
                     percentile_disc(0.5) WITHIN GROUP (ORDER BY clock) AS clock \
-             FROM arrivals WHERE peer_id = $1 GROUP BY genesis_hash), \
+             FROM arrivals WHERE peer_ref = (SELECT id FROM me) GROUP BY genesis_hash), \
          nodes AS ( \
-             SELECT a.genesis_hash, a.peer_id, count(*) AS n, \
+             SELECT a.genesis_hash, a.peer_ref, count(*) AS n, \
                     count(*) FILTER (WHERE a.delay < m.median) AS faster \
              FROM arrivals a LEFT JOIN mine m ON m.genesis_hash = a.genesis_hash \
-             GROUP BY a.genesis_hash, a.peer_id) \
+             GROUP BY a.genesis_hash, a.peer_ref) \
          SELECT c.genesis_hash, coalesce(m.seen, 0) AS blocks_seen, \
                 (SELECT count(DISTINCT height) FROM arrivals x \
                  WHERE x.genesis_hash = c.genesis_hash) - coalesce(m.seen, 0) AS blocks_missed, \
@@ -328,12 +328,11 @@ pub fn node_blocks(
     limit: i64,
 ) -> QueryResult<Vec<NodeBlock>> {
     sql_query(
-        "SELECT a.genesis_hash, a.height, a.hash, a.received_at, \
+        "SELECT b.genesis_hash, b.height, b.hash, a.received_at, \
                 tetcore_ms(a.received_at - b.first_at) AS delay_ms \
-         FROM tetcore_block_arrivals a \
-         JOIN tetcore_blocks b ON b.genesis_hash = a.genesis_hash AND b.kind = a.kind \
-              AND b.height = a.height AND b.hash = a.hash \
-         WHERE a.peer_id = $1 AND a.kind = $2 AND a.received_at >= $3 AND a.received_at < $4 \
+         FROM tetcore_arrivals a JOIN tetcore_blocks b ON b.id = a.block_id \
+         WHERE a.peer_ref = (SELECT id FROM tetcore_peers WHERE peer_id = $1) AND b.kind = $2 \
+           AND a.received_at >= $3 AND a.received_at < $4 \
          ORDER BY a.received_at DESC LIMIT $5",
     )
     .bind::<Text, _>(peer_id)

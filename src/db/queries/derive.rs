@@ -1,4 +1,4 @@
-//! Folding raw messages into the network analytics tables (migrations 11 and 12): a pass
+//! Folding raw messages into the network analytics tables (migrations 11 to 13): a pass
 //! takes the messages received since the last one (less a margin for commits in flight) and
 //! those of batches committed late, and hands the window to `tetcore_derive`, which does the
 //! work in PostgreSQL. The window and the progress row move in one transaction, under a lock
@@ -242,7 +242,7 @@ pub fn rebuild(
 
 /// The derived tables and the column each ages by.
 const AGES: [(&str, &str); 10] = [
-    ("tetcore_block_arrivals", "received_at"),
+    ("tetcore_arrivals", "received_at"),
     ("tetcore_blocks", "first_at"),
     ("tetcore_node_minutes", "minute"),
     ("tetcore_chain_minutes", "minute"),
