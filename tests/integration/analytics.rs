@@ -773,6 +773,89 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
     );
 }
 
+/// A node's `ts` is read as `tetcore_time` reads it: a pass casts it directly, and when one
+/// message's `ts` is a date that does not exist the window is read again the careful way;
+/// either way only that message's time is empty.
+#[test]
+fn an_impossible_node_time_empties_only_its_own_arrival() {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Arrival {
+        #[diesel(sql_type = BigInt)]
+        height: i64,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        node_ts: Option<chrono::DateTime<chrono::Utc>>,
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        expected: Option<chrono::DateTime<chrono::Utc>>,
+        #[diesel(sql_type = Text)]
+        ts: String,
+    }
+    let times = [
+        "2026-11-30T10:00:00.5+01:00",
+        "2026-02-30T10:00:00Z",
+        "2026-11-30T10:00:00",
+        "yesterday",
+        "2026-11-30 10:00:00.123456789Z",
+    ];
+    for bad_one_in in [true, false] {
+        let db = TestDb::new();
+        let mut conn = db.conn();
+        sql_query(format!(
+            "INSERT INTO peer_connections (id, ip_addr, peer_id, genesis_hash, connected_at) \
+             VALUES (1, '10.0.0.1', '{}', '{GENESIS}', now() - interval '2 minutes')",
+            peer(0)
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        for (i, ts) in times.iter().enumerate() {
+            if !bad_one_in && i == 1 {
+                continue;
+            }
+            sql_query(
+                "INSERT INTO tetcore_logs (peer_connection_id, created_at, audit, logs) \
+                 VALUES (1, now() - interval '1 minute', false, jsonb_build_object('msg', \
+                     'block.import', 'height', $1, 'best', '0x' || lpad(to_hex($1), 64, '0'), \
+                     'ts', $2))",
+            )
+            .bind::<BigInt, _>(i as i64)
+            .bind::<Text, _>(*ts)
+            .execute(&mut conn)
+            .unwrap();
+        }
+        let read = conn
+            .transaction(|c| {
+                sql_query("SELECT tetcore_derive(now() - interval '1 hour', now()) AS n")
+                    .get_result::<Count>(c)
+            })
+            .expect("the pass runs");
+        assert_eq!(read.n, if bad_one_in { 5 } else { 4 });
+        let arrivals: Vec<Arrival> = sql_query(
+            "SELECT a.height, a.node_ts, tetcore_time(l.logs->>'ts') AS expected, \
+                    l.logs->>'ts' AS ts \
+             FROM tetcore_block_arrivals a \
+             JOIN tetcore_logs l ON tetcore_int(l.logs->>'height') = a.height \
+             ORDER BY a.height",
+        )
+        .load(&mut conn)
+        .unwrap();
+        assert_eq!(arrivals.len(), read.n as usize);
+        for a in &arrivals {
+            assert_eq!(a.node_ts, a.expected, "{a:?}");
+        }
+        assert_eq!(
+            arrivals.iter().filter(|a| a.node_ts.is_some()).count(),
+            2,
+            "{arrivals:?}"
+        );
+    }
+}
+
 /// The API's connections cut statements off at `QUERY_TIMEOUT_MS` and never JIT-compile: a
 /// finality read whose plan crossed `jit_above_cost` spent 317 of its 355 ms compiling.
 #[test]
