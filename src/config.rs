@@ -24,6 +24,7 @@ pub const DEFAULT_CLIENT_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_PURGE_INTERVAL_S: u64 = 600;
 pub const DEFAULT_LOG_EXPIRY_H: u64 = 280_320;
 pub const DEFAULT_DERIVE_INTERVAL_S: u64 = 5;
+pub const DEFAULT_DERIVE_MAX_BUSY_PCT: u32 = 50;
 pub const DEFAULT_DERIVED_RETENTION_D: u64 = 3650;
 pub const DEFAULT_FINALITY_STALL_S: u64 = 60;
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
@@ -168,6 +169,11 @@ pub const SETTINGS: &[Setting] = &[
         name: "DERIVE_INTERVAL_S",
         default: "`5`",
         meaning: "seconds between passes that fold new messages into the network analytics tables (`0`: off; `tetcore-analytics rebuild` catches up later)",
+    },
+    Setting {
+        name: "DERIVE_MAX_BUSY_PCT",
+        default: "`50`",
+        meaning: "the most of the wall clock (1 to 100 %) the derive passes may take while they catch up: after a pass, the next waits so that the passes take at most this share, leaving the rest of PostgreSQL to ingest (`100`: back to back)",
     },
     Setting {
         name: "DERIVED_RETENTION_D",
@@ -352,6 +358,8 @@ pub struct Config {
     pub log_expiry: Duration,
     /// `None`: the derive actor does not run.
     pub derive_interval: Option<Duration>,
+    /// The share of the wall clock, in percent, derive passes may take (1 to 100).
+    pub derive_max_busy_pct: u32,
     pub derived_retention: Duration,
     pub finality_stall: Duration,
     pub max_pending_connections: u32,
@@ -447,6 +455,18 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         }
         Ok(value)
     }
+
+    fn within<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        let value = self.at_least(name, default, min)?;
+        if value > max {
+            return Err(invalid(name, format!("{value} is above the maximum {max}")));
+        }
+        Ok(value)
+    }
 }
 
 impl Config {
@@ -508,6 +528,12 @@ impl Config {
                 0 => None,
                 s => Some(secs(s)),
             },
+            derive_max_busy_pct: r.within(
+                "DERIVE_MAX_BUSY_PCT",
+                DEFAULT_DERIVE_MAX_BUSY_PCT,
+                1,
+                100,
+            )?,
             derived_retention: hours(
                 "DERIVED_RETENTION_D",
                 r.at_least("DERIVED_RETENTION_D", DEFAULT_DERIVED_RETENTION_D, 1)?
@@ -769,6 +795,26 @@ mod tests {
             config(&[("LOG_EXPIRY_H", "0")]).unwrap().log_expiry,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_share_of_the_time_is_a_percentage() {
+        for bad in ["0", "101", "-5", "50%"] {
+            assert_eq!(
+                config(&[("DERIVE_MAX_BUSY_PCT", bad)])
+                    .unwrap_err()
+                    .variable,
+                "DERIVE_MAX_BUSY_PCT",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            config(&[("DERIVE_MAX_BUSY_PCT", "100")])
+                .unwrap()
+                .derive_max_busy_pct,
+            100
+        );
+        assert_eq!(config(&[]).unwrap().derive_max_busy_pct, 50);
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         Derive::new(
             db::libpq_url(&config.database_url, config.db_connect_timeout),
             interval,
+            config.derive_max_busy_pct,
             metrics.clone(),
         )
         .start()

@@ -2,7 +2,9 @@
 //! pass into the network analytics tables (`db::queries::derive`). One connection of its own,
 //! on a blocking thread, every statement bounded; a failed pass is logged and counted, and the
 //! next one starts from where the last good one ended, so nothing is skipped. Several
-//! instances take turns (an advisory lock); the work is PostgreSQL's, the actor only paces it.
+//! instances take turns (an advisory lock); the work is PostgreSQL's, the actor only paces it:
+//! when passes run long (catching up after a flood or an outage), it waits between them so
+//! that they take at most `DERIVE_MAX_BUSY_PCT` of the wall clock, and ingest keeps the rest.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -19,29 +21,45 @@ pub const PASS_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Derive {
     database_url: String,
     interval: Duration,
+    max_busy_pct: u32,
     metrics: Metrics,
     /// The connection between passes (`None` while a pass holds it, or after a failure).
     conn: Option<PgConnection>,
     folded: HashSet<i64>,
     running: bool,
+    /// No pass starts before this (the pause owed for the last one's length).
+    resume_at: Instant,
 }
 
 /// Run a pass now (the timer sends this too). `None`: another instance holds the lock, or a
-/// pass of this one is running.
+/// pass of this one is running or pausing after a long one.
 #[derive(Message)]
 #[rtype(result = "Result<Option<PassReport>, String>")]
 pub struct DeriveNew;
 
 impl Derive {
-    pub fn new(database_url: String, interval: Duration, metrics: Metrics) -> Derive {
+    pub fn new(
+        database_url: String,
+        interval: Duration,
+        max_busy_pct: u32,
+        metrics: Metrics,
+    ) -> Derive {
         Derive {
             database_url,
             interval,
+            max_busy_pct: max_busy_pct.clamp(1, 100),
             metrics,
             conn: None,
             folded: HashSet::new(),
             running: false,
+            resume_at: Instant::now(),
         }
+    }
+
+    /// How long to wait after a pass of `took` so that passes take at most `max_busy_pct` of
+    /// the time.
+    fn pause_after(&self, took: Duration) -> Duration {
+        took * (100 - self.max_busy_pct) / self.max_busy_pct
     }
 }
 
@@ -57,7 +75,7 @@ impl Handler<DeriveNew> for Derive {
     type Result = ResponseActFuture<Self, Result<Option<PassReport>, String>>;
 
     fn handle(&mut self, _: DeriveNew, _: &mut Context<Self>) -> Self::Result {
-        if self.running {
+        if self.running || Instant::now() < self.resume_at {
             return Box::pin(fut::ready(Ok(None)));
         }
         self.running = true;
@@ -81,6 +99,8 @@ impl Handler<DeriveNew> for Derive {
         });
         Box::pin(job.into_actor(self).map(move |joined, actor, _| {
             actor.running = false;
+            let took = started.elapsed();
+            actor.resume_at = Instant::now() + actor.pause_after(took);
             let result = match joined {
                 Ok((conn, folded, result)) => {
                     actor.conn = conn;
@@ -89,7 +109,7 @@ impl Handler<DeriveNew> for Derive {
                 }
                 Err(e) => Err(e.to_string()),
             };
-            actor.record(&result, started.elapsed());
+            actor.record(&result, took);
             result
         }))
     }
@@ -119,6 +139,32 @@ impl Derive {
                 m.derive_runs.with_label_values(&["failed"]).inc();
                 log::warn!("derive pass failed, the next one retries: error={e}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn derive(max_busy_pct: u32) -> Derive {
+        Derive::new(
+            String::new(),
+            Duration::from_secs(5),
+            max_busy_pct,
+            Metrics::new(),
+        )
+    }
+
+    #[test]
+    fn the_pause_keeps_passes_to_their_share_of_the_time() {
+        let pass = Duration::from_secs(3);
+        for (pct, pause) in [(100, 0), (50, 3), (25, 9), (10, 27), (0, 297)] {
+            assert_eq!(
+                derive(pct).pause_after(pass),
+                Duration::from_secs(pause),
+                "{pct} %"
+            );
         }
     }
 }
