@@ -24,7 +24,7 @@ pub const DEFAULT_CLIENT_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_PURGE_INTERVAL_S: u64 = 600;
 pub const DEFAULT_LOG_EXPIRY_H: u64 = 280_320;
 pub const DEFAULT_DERIVE_INTERVAL_S: u64 = 5;
-pub const DEFAULT_DERIVE_MAX_BUSY_PCT: u32 = 50;
+pub const DEFAULT_DERIVE_MAX_BUSY_PCT: u32 = 25;
 pub const DEFAULT_DERIVED_RETENTION_D: u64 = 3650;
 pub const DEFAULT_FINALITY_STALL_S: u64 = 60;
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
@@ -172,7 +172,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "DERIVE_MAX_BUSY_PCT",
-        default: "`50`",
+        default: "`25`",
         meaning: "the most of the wall clock (1 to 100 %) the derive passes may take while they catch up: after a pass, the next waits so that the passes take at most this share, leaving the rest of PostgreSQL to ingest (`100`: back to back)",
     },
     Setting {
@@ -814,7 +814,7 @@ mod tests {
                 .derive_max_busy_pct,
             100
         );
-        assert_eq!(config(&[]).unwrap().derive_max_busy_pct, 50);
+        assert_eq!(config(&[]).unwrap().derive_max_busy_pct, 25);
     }
 
     #[test]
