@@ -173,7 +173,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "DERIVE_MAX_BUSY_PCT",
         default: "`25`",
-        meaning: "the most of the wall clock (1 to 100 %) the derive passes may take while they catch up: after a pass, the next waits so that the passes take at most this share, leaving the rest of PostgreSQL to ingest (`100`: back to back)",
+        meaning: "the most of the wall clock (1 to 100 %) the derive passes may take while the writers are behind (more than a batch each waiting): after a pass, the next waits so that passes take at most this share and ingest keeps the rest (`100`: back to back)",
     },
     Setting {
         name: "DERIVED_RETENTION_D",

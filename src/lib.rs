@@ -39,7 +39,7 @@ use tokio::sync::{watch, Semaphore};
 use access::client::ClientAddr;
 use access::gate::GateLimits;
 use actors::cache::{Cache, CacheSettings};
-use actors::derive::Derive;
+use actors::derive::{Derive, Pacing};
 use actors::instance::Instance;
 use actors::purge::Purge;
 use actors::writer::{WriterSettings, Writers};
@@ -116,7 +116,12 @@ pub fn start(config: &Config, pool: DbPool, instance: i64) -> std::io::Result<Se
         Derive::new(
             db::libpq_url(&config.database_url, config.db_connect_timeout),
             interval,
-            config.derive_max_busy_pct,
+            Pacing {
+                max_busy_pct: config.derive_max_busy_pct,
+                // More than a batch waiting for each writer: they are behind.
+                backlog_above: i64::try_from(config.db_batch_size * config.db_writers)
+                    .unwrap_or(i64::MAX),
+            },
             metrics.clone(),
         )
         .start()

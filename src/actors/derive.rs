@@ -3,8 +3,9 @@
 //! on a blocking thread, every statement bounded; a failed pass is logged and counted, and the
 //! next one starts from where the last good one ended, so nothing is skipped. Several
 //! instances take turns (an advisory lock); the work is PostgreSQL's, the actor only paces it:
-//! when passes run long (catching up after a flood or an outage), it waits between them so
-//! that they take at most `DERIVE_MAX_BUSY_PCT` of the wall clock, and ingest keeps the rest.
+//! while this instance's writers have a backlog (a flood), it waits between passes so that
+//! they take at most `DERIVE_MAX_BUSY_PCT` of the wall clock, and ingest keeps the rest; with
+//! no backlog, passes follow each other as fast as they come.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -18,10 +19,19 @@ use crate::metrics::Metrics;
 /// A pass is cut off after this long (the next one resumes where the last good one ended).
 pub const PASS_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How passes yield to ingest.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// The share of the wall clock, in percent, passes may take while the writers are behind.
+    pub max_busy_pct: u32,
+    /// The writers are behind when more messages than this wait for them (a batch each).
+    pub backlog_above: i64,
+}
+
 pub struct Derive {
     database_url: String,
     interval: Duration,
-    max_busy_pct: u32,
+    pacing: Pacing,
     metrics: Metrics,
     /// The connection between passes (`None` while a pass holds it, or after a failure).
     conn: Option<PgConnection>,
@@ -41,13 +51,16 @@ impl Derive {
     pub fn new(
         database_url: String,
         interval: Duration,
-        max_busy_pct: u32,
+        pacing: Pacing,
         metrics: Metrics,
     ) -> Derive {
         Derive {
             database_url,
             interval,
-            max_busy_pct: max_busy_pct.clamp(1, 100),
+            pacing: Pacing {
+                max_busy_pct: pacing.max_busy_pct.clamp(1, 100),
+                ..pacing
+            },
             metrics,
             conn: None,
             folded: HashSet::new(),
@@ -56,10 +69,15 @@ impl Derive {
         }
     }
 
-    /// How long to wait after a pass of `took` so that passes take at most `max_busy_pct` of
+    /// How long to wait after a pass of `took`, with `queued` messages waiting for the
+    /// writers: none if they keep up, else enough that passes take at most `max_busy_pct` of
     /// the time.
-    fn pause_after(&self, took: Duration) -> Duration {
-        took * (100 - self.max_busy_pct) / self.max_busy_pct
+    fn pause_after(&self, took: Duration, queued: i64) -> Duration {
+        if queued <= self.pacing.backlog_above {
+            return Duration::ZERO;
+        }
+        let pct = self.pacing.max_busy_pct;
+        took * (100 - pct) / pct
     }
 }
 
@@ -100,7 +118,8 @@ impl Handler<DeriveNew> for Derive {
         Box::pin(job.into_actor(self).map(move |joined, actor, _| {
             actor.running = false;
             let took = started.elapsed();
-            actor.resume_at = Instant::now() + actor.pause_after(took);
+            let queued = actor.metrics.messages_queued.get();
+            actor.resume_at = Instant::now() + actor.pause_after(took, queued);
             let result = match joined {
                 Ok((conn, folded, result)) => {
                     actor.conn = conn;
@@ -148,23 +167,35 @@ mod tests {
     use super::*;
 
     fn derive(max_busy_pct: u32) -> Derive {
+        let pacing = Pacing {
+            max_busy_pct,
+            backlog_above: 2048,
+        };
         Derive::new(
             String::new(),
             Duration::from_secs(5),
-            max_busy_pct,
+            pacing,
             Metrics::new(),
         )
     }
 
     #[test]
-    fn the_pause_keeps_passes_to_their_share_of_the_time() {
+    fn behind_the_writers_passes_keep_to_their_share_of_the_time() {
         let pass = Duration::from_secs(3);
         for (pct, pause) in [(100, 0), (50, 3), (25, 9), (10, 27), (0, 297)] {
             assert_eq!(
-                derive(pct).pause_after(pass),
+                derive(pct).pause_after(pass, 2049),
                 Duration::from_secs(pause),
                 "{pct} %"
             );
+        }
+    }
+
+    #[test]
+    fn with_the_writers_keeping_up_passes_do_not_wait() {
+        let pass = Duration::from_secs(3);
+        for queued in [0, 1, 2048] {
+            assert_eq!(derive(25).pause_after(pass, queued), Duration::ZERO);
         }
     }
 }
