@@ -24,7 +24,7 @@ pub const DEFAULT_CLIENT_TIMEOUT_S: u64 = 10;
 pub const DEFAULT_PURGE_INTERVAL_S: u64 = 600;
 pub const DEFAULT_LOG_EXPIRY_H: u64 = 280_320;
 pub const DEFAULT_DERIVE_INTERVAL_S: u64 = 5;
-pub const DEFAULT_DERIVE_MAX_BUSY_PCT: u32 = 25;
+pub const DEFAULT_DERIVE_MAX_BUSY_PCT: u32 = 20;
 pub const DEFAULT_DERIVED_RETENTION_D: u64 = 3650;
 pub const DEFAULT_FINALITY_STALL_S: u64 = 60;
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
@@ -172,7 +172,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "DERIVE_MAX_BUSY_PCT",
-        default: "`25`",
+        default: "`20`",
         meaning: "the most of the wall clock (1 to 100 %) the derive passes may take while the writers are behind (more than a batch each waiting): after a pass, the next waits so that passes take at most this share and ingest keeps the rest (`100`: back to back)",
     },
     Setting {
@@ -814,7 +814,7 @@ mod tests {
                 .derive_max_busy_pct,
             100
         );
-        assert_eq!(config(&[]).unwrap().derive_max_busy_pct, 25);
+        assert_eq!(config(&[]).unwrap().derive_max_busy_pct, 20);
     }
 
     #[test]

@@ -24,8 +24,12 @@ const DERIVE_LOCK: i64 = 0x7465_7463_6f72_6504;
 pub const COMMIT_MARGIN: TimeDelta = TimeDelta::seconds(5);
 
 /// At most this much of the raw stream per pass, so one statement stays short after the
-/// derivation was off for a while; the next passes catch up.
+/// derivation was off for a while; the next passes catch up. (The derive actor asks for less
+/// after a pass that failed: a window of a long flood can hold more than a pass may take.)
 pub const MAX_WINDOW: TimeDelta = TimeDelta::minutes(10);
+
+/// The least a pass asks for (however many failed before it, or while ingest is behind).
+pub const MIN_WINDOW: TimeDelta = TimeDelta::seconds(1);
 
 /// How far back a late batch is folded in by a pass (beyond: by a rebuild, and a warning says so).
 const MAX_LATE: TimeDelta = TimeDelta::minutes(30);
@@ -102,11 +106,13 @@ fn derive(conn: &mut PgConnection, from: DateTime<Utc>, to: DateTime<Utc>) -> Qu
     Ok(u64::try_from(count.n).unwrap_or(0))
 }
 
-/// One pass. `None`: another instance is deriving. `folded` holds the late marks this
-/// instance has folded in already (they stay visible for `LATE_OVERLAP`).
+/// One pass over at most `max_window` of new messages. `None`: another instance is deriving.
+/// `folded` holds the late marks this instance has folded in already (they stay visible for
+/// `LATE_OVERLAP`).
 pub fn pass(
     conn: &mut PgConnection,
     statement_timeout: Duration,
+    max_window: TimeDelta,
     folded: &mut HashSet<i64>,
 ) -> QueryResult<Option<PassReport>> {
     // No JIT: a pass's statements would be compiled anew every pass, for rows they go
@@ -129,7 +135,7 @@ pub fn pass(
         .get_result(c)?;
         let from = progress.derived_until;
         let horizon = progress.now - COMMIT_MARGIN;
-        let mut to = horizon.min(from + MAX_WINDOW);
+        let mut to = horizon.min(from + max_window.clamp(MIN_WINDOW, MAX_WINDOW));
         let mut messages = 0;
         if to > from {
             messages += derive(c, from, to)?;
