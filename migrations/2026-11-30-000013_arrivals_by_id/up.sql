@@ -68,7 +68,8 @@ COMMENT ON COLUMN tetcore_block_arrivals.peer_id IS 'The reporting node (libp2p 
 COMMENT ON COLUMN tetcore_block_arrivals.received_at IS 'When the server received the node''s first report of the block (server clock).';
 COMMENT ON COLUMN tetcore_block_arrivals.node_ts IS 'The node''s own time on that report (its ts; node clocks can be wrong); NULL when unreadable.';
 
--- As migration 12's, with arrivals written and read by their ids.
+-- As migration 12's, with arrivals written and read by their ids, a new block's row written
+-- once with its figures, node times cast directly, and statistics on its temporary tables.
 CREATE OR REPLACE FUNCTION tetcore_derive(p_from timestamptz, p_to timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
