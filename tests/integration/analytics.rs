@@ -639,18 +639,38 @@ fn analytics_parameters_are_strict() {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The `n` a counting query answers.
+fn count(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .expect("the count runs")
+        .n
+}
+
+/// One `tetcore_derive` over `window` (its two arguments, as SQL) in a transaction of its own,
+/// as a pass runs it; the messages it read.
+fn derive_pass(conn: &mut diesel::PgConnection, window: &str) -> diesel::QueryResult<i64> {
+    use diesel::{Connection, RunQueryDsl};
+    conn.transaction(|c| {
+        diesel::sql_query(format!("SELECT tetcore_derive({window}) AS n"))
+            .get_result::<Count>(c)
+            .map(|r| r.n)
+    })
+}
+
 /// A pass over a window large enough for PostgreSQL to plan it in parallel (catching up, a
 /// rebuild) folds its messages in like any other: the casts that catch errors in a
 /// subtransaction must keep such a plan serial. Here every plan that may be parallel is.
 #[test]
 fn a_derive_pass_planned_in_parallel_folds_its_messages() {
-    use diesel::sql_types::BigInt;
-    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use diesel::{sql_query, RunQueryDsl};
     let db = TestDb::new();
     let mut conn = db.conn();
     sql_query(format!(
@@ -679,20 +699,15 @@ fn a_derive_pass_planned_in_parallel_folds_its_messages() {
             .execute(&mut conn)
             .unwrap();
     }
-    let read = conn
-        .transaction(|c| {
-            sql_query("SELECT tetcore_derive(now() - interval '1 hour', now()) AS n")
-                .get_result::<Count>(c)
-        })
+    let read = derive_pass(&mut conn, "now() - interval '1 hour', now()")
         .expect("a pass planned in parallel succeeds");
-    assert_eq!(read.n, 1000);
-    let stored: Count = sql_query(
+    assert_eq!(read, 1000);
+    let stored = count(
+        &mut conn,
         "SELECT count(*) AS n FROM tetcore_block_arrivals \
          WHERE node_ts = '2026-11-30T09:00:00.5Z' AND kind = 'best'",
-    )
-    .get_result(&mut conn)
-    .unwrap();
-    assert_eq!(stored.n, 1000);
+    );
+    assert_eq!(stored, 1000);
 }
 
 /// A block's figures are read off its arrivals sorted once (migration 13): for every node
@@ -701,13 +716,7 @@ fn a_derive_pass_planned_in_parallel_folds_its_messages() {
 /// reports come in over two passes gets the figures of all of them.
 #[test]
 fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
-    use diesel::sql_types::BigInt;
-    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use diesel::{sql_query, RunQueryDsl};
     let db = TestDb::new();
     let mut conn = db.conn();
     sql_query(format!(
@@ -734,16 +743,14 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
         "now() - interval '31 minutes', now() - interval '25 minutes'",
         "now() - interval '25 minutes', now()",
     ] {
-        conn.transaction(|c| {
-            sql_query(format!("SELECT tetcore_derive({window}) AS n")).get_result::<Count>(c)
-        })
-        .expect("the pass runs");
+        derive_pass(&mut conn, window).expect("the pass runs");
     }
-    let blocks: Count = sql_query("SELECT count(*) AS n FROM tetcore_blocks")
-        .get_result(&mut conn)
-        .unwrap();
-    assert_eq!(blocks.n, 40);
-    let wrong: Count = sql_query(
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM tetcore_blocks"),
+        40
+    );
+    let wrong = count(
+        &mut conn,
         "SELECT count(*) AS n FROM tetcore_blocks b \
          JOIN (SELECT height, min(received_at) AS first_at, count(*) AS nodes, \
                       (array_agg(peer_id ORDER BY received_at, peer_id))[1] AS first_peer_id, \
@@ -755,20 +762,17 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
          WHERE (b.first_at, b.nodes, b.first_peer_id, b.p50_ms, b.p90_ms, b.p99_ms, b.max_ms) \
                IS DISTINCT FROM (e.first_at, e.nodes::int, e.first_peer_id, e.p50, e.p90, e.p99, e.max) \
             OR b.nodes <> b.height",
-    )
-    .get_result(&mut conn)
-    .unwrap();
+    );
     assert_eq!(
-        wrong.n, 0,
+        wrong, 0,
         "every block's figures are its arrivals' percentiles"
     );
-    let first: Count = sql_query(
+    let first = count(
+        &mut conn,
         "SELECT count(*) AS n FROM tetcore_blocks WHERE height >= 2 AND first_peer_id = 'FigurePeer001'",
-    )
-    .get_result(&mut conn)
-    .unwrap();
+    );
     assert_eq!(
-        first.n, 39,
+        first, 39,
         "a tie on the first report goes to the lowest peer id"
     );
 }
@@ -779,12 +783,7 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
 #[test]
 fn an_impossible_node_time_empties_only_its_own_arrival() {
     use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
-    use diesel::{sql_query, Connection, QueryableByName, RunQueryDsl};
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
+    use diesel::{sql_query, QueryableByName, RunQueryDsl};
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Arrival {
         #[diesel(sql_type = BigInt)]
@@ -828,13 +827,9 @@ fn an_impossible_node_time_empties_only_its_own_arrival() {
             .execute(&mut conn)
             .unwrap();
         }
-        let read = conn
-            .transaction(|c| {
-                sql_query("SELECT tetcore_derive(now() - interval '1 hour', now()) AS n")
-                    .get_result::<Count>(c)
-            })
-            .expect("the pass runs");
-        assert_eq!(read.n, if bad_one_in { 5 } else { 4 });
+        let read =
+            derive_pass(&mut conn, "now() - interval '1 hour', now()").expect("the pass runs");
+        assert_eq!(read, if bad_one_in { 5 } else { 4 });
         let arrivals: Vec<Arrival> = sql_query(
             "SELECT a.height, a.node_ts, tetcore_time(l.logs->>'ts') AS expected, \
                     l.logs->>'ts' AS ts \
@@ -844,7 +839,7 @@ fn an_impossible_node_time_empties_only_its_own_arrival() {
         )
         .load(&mut conn)
         .unwrap();
-        assert_eq!(arrivals.len(), read.n as usize);
+        assert_eq!(arrivals.len(), read as usize);
         for a in &arrivals {
             assert_eq!(a.node_ts, a.expected, "{a:?}");
         }
