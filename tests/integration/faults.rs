@@ -441,13 +441,19 @@ fn the_tablespace_of_the_messages_full_then_freed_loses_and_duplicates_nothing()
         &url,
         &format!("CREATE TABLESPACE small LOCATION '{}'", space.display()),
     );
-    let part = db.json(
-        "SELECT name FROM tetcore_log_partitions() WHERE lo <= now() AND hi > now() + interval '5 minutes'",
-    )[0]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin_exec(&url, &format!("ALTER TABLE {part} SET TABLESPACE small"));
+    // The partitions the next minutes are written into (two when a day's boundary is near).
+    let parts: Vec<String> = db
+        .json(
+            "SELECT name FROM tetcore_log_partitions() \
+             WHERE hi > now() AND lo < now() + interval '5 minutes'",
+        )
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!parts.is_empty(), "a partition for now exists");
+    for part in &parts {
+        admin_exec(&url, &format!("ALTER TABLE {part} SET TABLESPACE small"));
+    }
     let app = TestApp::start(&db, &fast_retries());
     let filler = space.join("filler");
     survives(&app, &db, || {
@@ -466,9 +472,11 @@ fn the_tablespace_of_the_messages_full_then_freed_loses_and_duplicates_nothing()
     });
     assert!(retried(&app, "53") > 0, "disk full (class 53) was retried");
     drop(app);
-    admin_exec(
-        &url,
-        &format!("ALTER TABLE {part} SET TABLESPACE pg_default"),
-    );
+    for part in &parts {
+        admin_exec(
+            &url,
+            &format!("ALTER TABLE {part} SET TABLESPACE pg_default"),
+        );
+    }
     admin_exec(&url, "DROP TABLESPACE small");
 }
