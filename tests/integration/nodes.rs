@@ -237,6 +237,21 @@ fn logs_filters_orders_newest_first_and_validates_every_parameter() {
     assert_eq!(count("end_time=2000-01-01T00:00:00"), 0);
     assert_eq!(count("start_time=2000-01-01T00:00:00Z"), 10);
     assert_eq!(count("start_time=2999-01-01T00:00:00%2B01:00"), 0);
+    // Every combination of filters is a statement of its own.
+    assert_eq!(count("msg=tracing.profiling&target=sc_service"), 2);
+    assert_eq!(count("msg=block.import&target=sc_service"), 0);
+    assert_eq!(
+        count("msg=block.import&start_time=2000-01-01T00:00:00Z&limit=5"),
+        5
+    );
+    assert_eq!(
+        count("target=sc_service&start_time=2999-01-01T00:00:00Z"),
+        0
+    );
+    assert_eq!(
+        count("msg=tracing.profiling&target=sc_service&start_time=2000-01-01T00:00:00Z"),
+        2
+    );
 
     for (query, param) in [
         ("", "peer_id"),
@@ -252,6 +267,53 @@ fn logs_filters_orders_newest_first_and_validates_every_parameter() {
         assert_eq!(error["param"], param, "{query}");
         assert!(error["error"].as_str().unwrap().contains(param), "{query}");
     }
+}
+
+/// The reads of a node's messages are planned once per connection, not on every request:
+/// planning them over every partition of `tetcore_logs` costs more than running them.
+#[test]
+fn a_nodes_message_reads_stay_prepared_on_their_connection() {
+    use tetcore_analytics::db::queries::nodes;
+    let db = TestDb::new();
+    let app = TestApp::start(&db, &[("DB_SAVE_LATENCY_MS", "20")]);
+    fill_peer(&app);
+    let mut conn = db.conn();
+    let now = chrono::Utc::now();
+    for msg in [None, Some("block.import"), None, Some("block.import")] {
+        let filter = nodes::LogFilter {
+            peer_id: "12D3KooWLogs",
+            msg,
+            target: None,
+            start: None,
+            end: now,
+            limit: 100,
+        };
+        let rows = nodes::logs(&mut conn, &filter).expect("logs");
+        assert_eq!(rows.len(), if msg.is_some() { 6 } else { 10 });
+        let day = chrono::Duration::days(1);
+        let stats = nodes::log_stats(&mut conn, "12D3KooWLogs", now - day, now).expect("stats");
+        assert_eq!(stats.iter().map(|s| s.qty).sum::<i64>(), 10);
+        nodes::series(&mut conn, "12D3KooWLogs", now - day, now, 60.0).expect("series");
+    }
+    let kept: i64 = diesel::RunQueryDsl::get_result::<Count>(
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements \
+             WHERE statement LIKE '%tetcore_logs%' AND NOT from_sql",
+        ),
+        &mut conn,
+    )
+    .expect("prepared statements")
+    .n;
+    assert_eq!(
+        kept, 4,
+        "two kinds of log list, the stats and the series, each kept once"
+    );
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 #[test]

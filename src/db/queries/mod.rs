@@ -7,6 +7,7 @@ pub mod instances;
 pub mod logs;
 pub mod nodes;
 pub mod partitions;
+pub mod prepared;
 pub mod purge;
 pub mod reputation;
 pub mod stats;

@@ -1,9 +1,14 @@
 //! Nodes: the newest session of every peer, and the latest state recent messages report.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+
 use diesel::{sql_query, QueryResult, QueryableByName, RunQueryDsl};
+
+use super::prepared::prepared;
 
 /// A `peer_connections` row as `/nodes` shows it.
 #[derive(QueryableByName, Debug, Clone)]
@@ -124,7 +129,7 @@ pub fn log_stats(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> QueryResult<Vec<LogStat>> {
-    sql_query(
+    prepared(
         "SELECT count(*) AS qty, l.logs->>'msg' AS log_type FROM tetcore_logs l \
          WHERE l.peer_connection_id IN (SELECT id FROM peer_connections WHERE peer_id = $1 \
                                         AND created_at <= $3 AND coalesce(ended_at, 'infinity') >= $2) \
@@ -165,20 +170,14 @@ pub struct LogFilter<'a> {
 /// A peer's messages, newest first. Each of the peer's sessions is read backwards along the
 /// `(peer_connection_id, created_at)` index, or `(peer_connection_id, msg, created_at)` when a
 /// kind is asked for, and stops after `limit` rows: the cost follows `limit` × sessions, not
-/// the peer's history. (Parameters are planned as constants, so `$2 IS NULL OR …` folds away.)
+/// the peer's history. One prepared statement per combination of filters, so each keeps a plan
+/// that fits it.
 pub fn logs(conn: &mut PgConnection, f: &LogFilter<'_>) -> QueryResult<Vec<LogRow>> {
-    sql_query(
-        "SELECT p.ip_addr, p.peer_id, l.logs->>'msg' AS msg, l.created_at, l.logs \
-         FROM peer_connections p CROSS JOIN LATERAL ( \
-             SELECT created_at, id, logs FROM tetcore_logs \
-             WHERE peer_connection_id = p.id \
-               AND ($2::text IS NULL OR logs->>'msg' = $2) \
-               AND ($3::text IS NULL OR logs->>'target' = $3) \
-               AND ($4::timestamptz IS NULL OR created_at >= $4) AND created_at <= $5 \
-             ORDER BY created_at DESC LIMIT $6) l \
-         WHERE p.peer_id = $1 \
-         ORDER BY l.created_at DESC, l.id DESC LIMIT $6",
-    )
+    prepared(logs_sql(
+        f.msg.is_some(),
+        f.target.is_some(),
+        f.start.is_some(),
+    ))
     .bind::<Text, _>(f.peer_id)
     .bind::<Nullable<Text>, _>(f.msg)
     .bind::<Nullable<Text>, _>(f.target)
@@ -186,6 +185,40 @@ pub fn logs(conn: &mut PgConnection, f: &LogFilter<'_>) -> QueryResult<Vec<LogRo
     .bind::<Timestamptz, _>(f.end)
     .bind::<BigInt, _>(f.limit)
     .load(conn)
+}
+
+/// The statement of `logs` for the filters given; the parameters are always the same six.
+fn logs_sql(msg: bool, target: bool, start: bool) -> &'static str {
+    static VARIANTS: OnceLock<Vec<String>> = OnceLock::new();
+    let variants = VARIANTS.get_or_init(|| {
+        (0..8)
+            .map(|i| {
+                let mut filters = String::new();
+                for (bit, filter) in [
+                    " AND logs->>'msg' = $2",
+                    " AND logs->>'target' = $3",
+                    " AND created_at >= $4",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    if i & (1 << bit) != 0 {
+                        filters.push_str(filter);
+                    }
+                }
+                format!(
+                    "SELECT p.ip_addr, p.peer_id, l.logs->>'msg' AS msg, l.created_at, l.logs \
+                     FROM peer_connections p CROSS JOIN LATERAL ( \
+                         SELECT created_at, id, logs FROM tetcore_logs \
+                         WHERE peer_connection_id = p.id AND created_at <= $5{filters} \
+                         ORDER BY created_at DESC LIMIT $6) l \
+                     WHERE p.peer_id = $1 \
+                     ORDER BY l.created_at DESC, l.id DESC LIMIT $6"
+                )
+            })
+            .collect()
+    });
+    &variants[usize::from(msg) | usize::from(target) << 1 | usize::from(start) << 2]
 }
 
 /// Every session of one peer, newest first.
@@ -232,7 +265,7 @@ pub fn series(
     end: DateTime<Utc>,
     bucket_seconds: f64,
 ) -> QueryResult<Vec<SeriesPoint>> {
-    sql_query(
+    prepared(
         "WITH m AS ( \
              SELECT created_at, logs->>'msg' AS msg, \
                     CASE WHEN logs->>'height' ~ '^[0-9]{1,18}$' THEN (logs->>'height')::bigint END AS height, \
