@@ -30,7 +30,7 @@ pub const DEFAULT_FINALITY_STALL_S: u64 = 60;
 pub const DEFAULT_MAX_PENDING_CONNECTIONS: u32 = 8192;
 pub const DEFAULT_WS_MAX_PAYLOAD: usize = 524_288;
 pub const THREADS_PER_CPU: usize = 3;
-pub const DEFAULT_DB_BATCH_SIZE: usize = 1024;
+pub const DEFAULT_DB_BATCH_SIZE: usize = 4096;
 pub const DEFAULT_DB_WRITERS: usize = 2;
 pub const DEFAULT_DB_SAVE_LATENCY_MS: u64 = 100;
 pub const DEFAULT_WRITE_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -207,7 +207,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "DB_BATCH_SIZE",
-        default: "`1024`",
+        default: "`4096`",
         meaning: "messages per batch: a batch is written when this many wait...",
     },
     Setting {
@@ -718,7 +718,7 @@ mod tests {
         assert_eq!(c.ws_max_payload, 524_288);
         assert_eq!(c.num_threads, num_cpus::get() * 3);
         assert_eq!(c.db_pool_size as usize, c.num_threads);
-        assert_eq!(c.db_batch_size, 1024);
+        assert_eq!(c.db_batch_size, 4096);
         assert_eq!(c.db_writers, 2);
         assert_eq!(c.db_save_latency, Duration::from_millis(100));
         assert_eq!(c.cache_update_interval, Duration::from_millis(1000));
