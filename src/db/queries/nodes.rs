@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
-
 use diesel::{sql_query, QueryResult, QueryableByName, RunQueryDsl};
 
 use super::prepared::prepared;
