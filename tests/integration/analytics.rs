@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{recordings, wait_for, FakeNode, TestApp, TestDb};
+use crate::common::{count_on, recordings, wait_for, Count, FakeNode, TestApp, TestDb};
 use crate::export::body;
 
 const GENESIS: &str = "0x00000000beef0000000000000000000000000000000000000000000000000001";
@@ -639,21 +639,6 @@ fn analytics_parameters_are_strict() {
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-/// The `n` a counting query answers.
-fn count(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
-    use diesel::RunQueryDsl;
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .expect("the count runs")
-        .n
-}
-
 /// One `tetcore_derive` over `window` (its two arguments, as SQL) in a transaction of its own,
 /// as a pass runs it; the messages it read.
 fn derive_pass(conn: &mut diesel::PgConnection, window: &str) -> diesel::QueryResult<i64> {
@@ -702,7 +687,7 @@ fn a_derive_pass_planned_in_parallel_folds_its_messages() {
     let read = derive_pass(&mut conn, "now() - interval '1 hour', now()")
         .expect("a pass planned in parallel succeeds");
     assert_eq!(read, 1000);
-    let stored = count(
+    let stored = count_on(
         &mut conn,
         "SELECT count(*) AS n FROM tetcore_block_arrivals \
          WHERE node_ts = '2026-11-30T09:00:00.5Z' AND kind = 'best'",
@@ -746,10 +731,10 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
         derive_pass(&mut conn, window).expect("the pass runs");
     }
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM tetcore_blocks"),
+        count_on(&mut conn, "SELECT count(*) AS n FROM tetcore_blocks"),
         40
     );
-    let wrong = count(
+    let wrong = count_on(
         &mut conn,
         "SELECT count(*) AS n FROM tetcore_blocks b \
          JOIN (SELECT height, min(received_at) AS first_at, count(*) AS nodes, \
@@ -767,7 +752,7 @@ fn block_figures_are_nearest_rank_percentiles_of_all_their_arrivals() {
         wrong, 0,
         "every block's figures are its arrivals' percentiles"
     );
-    let first = count(
+    let first = count_on(
         &mut conn,
         "SELECT count(*) AS n FROM tetcore_blocks WHERE height >= 2 AND first_peer_id = 'FigurePeer001'",
     );

@@ -150,15 +150,7 @@ impl TestDb {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let row: Count = sql_query(format!("SELECT ({sql})::bigint AS n"))
-            .get_result(&mut self.conn())
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        row.n
+        count_on(&mut self.conn(), sql)
     }
 
     /// Rows of a query as JSON objects (`SELECT json_agg(...)` of it).
@@ -189,6 +181,22 @@ impl Drop for TestDb {
         ))
         .execute(&mut admin());
     }
+}
+
+/// A query's one number, named `n`.
+#[derive(QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// The number a query answers (one row, one column), on a connection the caller holds: what
+/// the connection itself sees, its session state included.
+pub fn count_on(conn: &mut PgConnection, sql: &str) -> i64 {
+    let row: Count = sql_query(format!("SELECT ({sql})::bigint AS n"))
+        .get_result(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    row.n
 }
 
 fn database_exists(conn: &mut PgConnection, name: &str) -> bool {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{raw_request, wait_for, FakeNode, TestApp, TestDb};
+use crate::common::{count_on, raw_request, wait_for, FakeNode, TestApp, TestDb};
 
 fn connected(peer: &str, name: &str) -> String {
     format!(
@@ -295,25 +295,15 @@ fn a_nodes_message_reads_stay_prepared_on_their_connection() {
         assert_eq!(stats.iter().map(|s| s.qty).sum::<i64>(), 10);
         nodes::series(&mut conn, "12D3KooWLogs", now - day, now, 60.0).expect("series");
     }
-    let kept: i64 = diesel::RunQueryDsl::get_result::<Count>(
-        diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_prepared_statements \
-             WHERE statement LIKE '%tetcore_logs%' AND NOT from_sql",
-        ),
+    let kept = count_on(
         &mut conn,
-    )
-    .expect("prepared statements")
-    .n;
+        "SELECT count(*) FROM pg_prepared_statements \
+         WHERE statement LIKE '%tetcore_logs%' AND NOT from_sql",
+    );
     assert_eq!(
         kept, 4,
         "two kinds of log list, the stats and the series, each kept once"
     );
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
 }
 
 #[test]
